@@ -1,0 +1,334 @@
+"""Simulate studies and write a whole cohort in the RSNA layout, with the true masks and a manifest.
+
+On disk::
+
+    <out>/stage_2_train.csv             six rows per image, as Kaggle's
+    <out>/stage_2_train/ID_<hex>.dcm    one CT slice per file, real CT tags, several encodings
+    <out>/masks/ID_<hex>.npy.gz         positive slices only: uint8, bit i set where SUBTYPES[i] bleeds
+    <out>/manifest.json                 parameters, seed, per-study facts, label counts
+    <out>/.progress/                    one record per finished study: an interrupted run resumes from here
+
+Randomness: one seed; each study draws from its own child of ``numpy.random.SeedSequence(seed)``, so the
+files do not depend on the number of workers or the order in which studies finish.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from ..rsna import LABELS, SUBTYPES
+from .anatomy import Head, render
+from .dicom import ENCODINGS, SliceInfo, write_slice
+from .geometry import F32, Frame
+from .lesions import Lesion, sample_lesions
+
+THICKNESS = 5.0
+MIN_AREA_MM2 = 7.0  # a slice is labelled only where its mask covers a real area (~30 px at 512 px)
+# Relative frequency of each subtype among positive studies (epidural is rare, as in RSNA).
+SUBTYPE_WEIGHTS = {"epidural": 0.08, "intraparenchymal": 0.24, "intraventricular": 0.16,
+                   "subarachnoid": 0.22, "subdural": 0.30}
+ENCODING_WEIGHTS = {"u12": 0.45, "u16": 0.1, "s16": 0.2, "s16pad": 0.15, "fault12": 0.1}
+KAGGLE_ORDER = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any")
+
+
+@dataclass
+class Study:
+    """One simulated study in memory."""
+
+    head: Head
+    lesions: list[Lesion]
+    z: np.ndarray        # slice centres in the head frame (mm)
+    hu: np.ndarray       # (slices, rows, cols) float32, after partial volume, blur and noise
+    masks: np.ndarray    # (slices, rows, cols) uint8 bit field over SUBTYPES, positive labels only
+    labels: np.ndarray   # (slices, 5) bool over SUBTYPES
+    spacing: float       # mm per pixel
+    fov_radius_px: float
+
+
+def pixel_grid(head: Head, matrix: int, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Head-frame x, y (mm) of every pixel: anterior at the top of the image, patient's left to the right."""
+    centre = (matrix - 1) / 2
+    coords = (np.arange(matrix, dtype=np.float32) - F32(centre)) * F32(spacing)
+    xs, ys = np.meshgrid(coords, -coords)
+    xs, ys = xs - F32(head.shift[0]), ys - F32(head.shift[1])
+    cos, sin = F32(np.cos(head.rotation)), F32(np.sin(head.rotation))
+    return cos * xs + sin * ys, -sin * xs + cos * ys
+
+
+def simulate_study(rng: np.random.Generator, subtypes: tuple[str, ...] = (), matrix: int = 512,
+                   subslices: int = 5) -> Study:
+    """Draw a head and its lesions, and image it as a stack of 5 mm slices.
+
+    Args:
+        rng: the study's own generator.
+        subtypes: the haemorrhage subtypes this study has (empty: a negative study, mimics only).
+        matrix: rows = columns of each slice.
+        subslices: sub-slices averaged into each slice (partial volume across the 5 mm).
+    """
+    head = Head.sample(rng)
+    lesions = sample_lesions(rng, head, tuple(subtypes))
+    z = head.stack(rng, THICKNESS)
+    spacing = max(rng.uniform(0.43, 0.49) * 512 / matrix, 2.1 * head.extent() / matrix)
+    x, y = pixel_grid(head, matrix, spacing)
+    tilt = F32(np.tan(head.tilt))
+    pushes = tuple(lesion.push for lesion in lesions if lesion.push is not None)
+    offsets = (np.arange(subslices) + 0.5) / subslices * THICKNESS - THICKNESS / 2
+    noise_sd = rng.uniform(2.5, 4.5)
+    blur_px = 0.6 / spacing  # ~1.3 px at 0.46 mm
+    lesion_bit = [SUBTYPES.index(lesion.subtype) for lesion in lesions]
+
+    hu = np.empty((len(z), matrix, matrix), np.float32)
+    masks = np.zeros((len(z), matrix, matrix), np.uint8)
+    labels = np.zeros((len(z), len(SUBTYPES)), bool)
+    min_px = MIN_AREA_MM2 / spacing ** 2
+    for k, zc in enumerate(z):
+        acc = np.zeros((matrix, matrix), np.float32)
+        occupancy = np.zeros((len(SUBTYPES), matrix, matrix), np.float32)
+        for dz in offsets:
+            frame = Frame.build(x, y, F32(zc + dz) + y * tilt, head.axes)
+            tissue = render(head, frame, pushes)
+            for lesion, bit in zip(lesions, lesion_bit):
+                occ = lesion.paint(head, frame, tissue)
+                if occ is not None:
+                    occupancy[bit] += occ
+            acc += tissue.hu
+        slice_hu = gaussian_filter(acc / F32(subslices), blur_px)
+        noise = gaussian_filter(rng.standard_normal((matrix, matrix), dtype=np.float32), 0.8)
+        slice_hu += noise * F32(noise_sd / noise.std())
+        hu[k] = slice_hu
+        for bit in set(lesion_bit):
+            mask = occupancy[bit] >= subslices / 2
+            if mask.sum() >= min_px:
+                labels[k, bit] = True
+                masks[k][mask] |= np.uint8(1 << bit)
+    fov = min(matrix / 2, 2 * head.extent() / spacing / 2 * 1.05)
+    return Study(head, lesions, z, hu, masks, labels, spacing, fov)
+
+
+# --------------------------------------------------------------------------------------------- masks
+def mask_path(cohort_dir: str | os.PathLike, image_id: str) -> Path:
+    return Path(cohort_dir) / "masks" / f"{image_id}.npy.gz"
+
+
+def write_mask(path: Path, bits: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, bits)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:  # mtime=0: byte-identical
+        gz.write(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def read_mask(cohort_dir: str | os.PathLike, image_id: str) -> dict[str, np.ndarray]:
+    """True masks of one slice: ``{subtype: bool array}`` for each subtype it is labelled with ({} if none)."""
+    path = mask_path(cohort_dir, image_id)
+    if not path.exists():
+        return {}
+    with gzip.open(path, "rb") as fh:
+        bits = np.load(io.BytesIO(fh.read()))
+    return {name: (bits & (1 << i)) > 0 for i, name in enumerate(SUBTYPES) if (bits & (1 << i)).any()}
+
+
+# --------------------------------------------------------------------------------------------- cohort
+def _hex_id(*parts, digits: int = 9) -> str:
+    return "ID_" + hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).hexdigest()[:digits]
+
+
+def _spread(rng: np.random.Generator, n: int, weights: dict[str, float]) -> list[str]:
+    """n keys in the proportions of ``weights`` (largest remainders), each at least once when n allows, shuffled."""
+    keys = list(weights)
+    share = np.array([weights[k] for k in keys], float)
+    share = share / share.sum() * n
+    counts = np.floor(share).astype(int)
+    if n >= len(keys):
+        counts = np.maximum(counts, 1)
+    while counts.sum() > n:  # the floor of one was raised: take back from the largest
+        counts[np.argmax(np.where(counts > 1, counts - share, -np.inf))] -= 1
+    while counts.sum() < n:
+        counts[np.argmax(share - counts)] += 1
+    drawn = [k for k, c in zip(keys, counts) for _ in range(c)]
+    return [str(k) for k in rng.permutation(drawn)]
+
+
+def plan_cohort(n_studies: int, seed: int, matrix: int = 512, prevalence: float = 0.5,
+                odd_matrix_fraction: float = 0.05, followup_fraction: float = 0.1) -> list[dict]:
+    """Decide each study's patient, subtypes, matrix and encoding (cheap; no image is made)."""
+    if n_studies < 1:
+        raise ValueError(f"n_studies must be at least 1, got {n_studies}")
+    if not 0 <= prevalence <= 1:
+        raise ValueError(f"prevalence must lie in [0, 1], got {prevalence}")
+    rng = np.random.default_rng(seed)
+    n_pos = int(round(prevalence * n_studies))
+    positive = rng.permutation(np.arange(n_studies) < n_pos)
+    primaries = iter(_spread(rng, n_pos, SUBTYPE_WEIGHTS))
+    encodings = _spread(rng, n_studies, ENCODING_WEIGHTS)
+    odd = set(rng.permutation(n_studies)[: int(round(odd_matrix_fraction * n_studies))].tolist())
+    n_patients = n_studies - int(round(followup_fraction * n_studies))
+    patient_of = list(range(n_patients)) + list(rng.integers(0, n_patients, n_studies - n_patients))
+    children = np.random.SeedSequence(seed).spawn(n_studies)
+
+    plan = []
+    for i in range(n_studies):
+        subtypes: list[str] = []
+        if positive[i]:
+            subtypes = [next(primaries)]
+            for extra in SUBTYPES:
+                chance = 0.4 if (extra, subtypes[0]) == ("intraventricular", "intraparenchymal") else 0.15
+                if extra not in subtypes and rng.random() < chance:
+                    subtypes.append(extra)
+        plan.append(dict(
+            index=i,
+            seed=int(children[i].generate_state(1)[0]),
+            patient=_hex_id(seed, "patient", patient_of[i], digits=8),
+            study=_hex_id(seed, "study", i, digits=10),
+            series=_hex_id(seed, "series", i, digits=10),
+            subtypes=sorted(subtypes, key=SUBTYPES.index),
+            encoding=encodings[i],
+            matrix=int(matrix * 3 // 4) if i in odd else int(matrix),
+            window_multi=bool(rng.random() < 0.3),
+            descending=bool(rng.random() < 0.5),
+            table_z=float(np.round(rng.uniform(-250, 50), 1)),
+        ))
+    return plan
+
+
+def _write_study(spec: dict, out: str, subslices: int) -> dict:
+    """Simulate one planned study and write its slices and masks; return its record."""
+    out = Path(out)
+    done = out / ".progress" / f"{spec['study']}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    study = simulate_study(np.random.default_rng(spec["seed"]), tuple(spec["subtypes"]), spec["matrix"], subslices)
+    n = len(study.z)
+    tilt = study.head.tilt
+    half = (spec["matrix"] - 1) / 2 * study.spacing
+    images = []
+    for k in range(n):
+        image_id = _hex_id(spec["study"], k)
+        info = SliceInfo(
+            image_id=image_id, patient_id=spec["patient"], study_id=spec["study"], series_id=spec["series"],
+            position=(-half, -half * np.cos(tilt), spec["table_z"] + float(study.z[k])),
+            orientation=(1.0, 0.0, 0.0, 0.0, float(np.cos(tilt)), float(np.sin(tilt))),
+            spacing=study.spacing, instance=(n - k) if spec["descending"] else (k + 1),
+            encoding=spec["encoding"], window_multi=spec["window_multi"])
+        write_slice(out / "stage_2_train" / f"{image_id}.dcm", study.hu[k], info, study.fov_radius_px)
+        if study.labels[k].any():
+            write_mask(mask_path(out, image_id), study.masks[k])
+        images.append([image_id, *study.labels[k].astype(int).tolist()])
+    record = dict(spec, slices=n, spacing=round(study.spacing, 6),
+                  positive_slices={s: int(study.labels[:, i].sum()) for i, s in enumerate(SUBTYPES)},
+                  lesions=[type(lesion).__name__ for lesion in study.lesions], images=images)
+    tmp = done.with_name(done.name + ".part")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, done)
+    return record
+
+
+def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matrix: int = 512,
+                prevalence: float = 0.5, odd_matrix_fraction: float = 0.05, subslices: int = 5,
+                n_corrupt: int = 1, workers: int | None = None, progress: bool = True) -> dict:
+    """Write a synthetic head-CT cohort in the RSNA layout.
+
+    Args:
+        out_dir: folder to write; a run interrupted there resumes where it stopped (same parameters only).
+        n_studies: number of studies (one series each); about a tenth are follow-ups of an earlier patient.
+        seed: drives everything; the same seed (and parameters) gives byte-identical files.
+        matrix: rows = columns (512 as RSNA); ``odd_matrix_fraction`` of the studies get 3/4 of it.
+        prevalence: share of studies with a haemorrhage; every subtype appears once there are five of them.
+        subslices: ~1 mm sub-slices averaged into each 5 mm slice.
+        n_corrupt: slices written truncated, as the real download's ``ID_6431af929``: readers must skip them.
+        workers: processes (default: CPU count).
+        progress: show a progress bar.
+
+    Returns:
+        The manifest (also written to ``manifest.json``).
+    """
+    from tqdm.auto import tqdm
+
+    from .. import __version__
+
+    out = Path(out_dir)
+    params = dict(n_studies=n_studies, seed=seed, matrix=matrix, prevalence=prevalence,
+                  odd_matrix_fraction=odd_matrix_fraction, subslices=subslices, n_corrupt=n_corrupt)
+    (out / ".progress").mkdir(parents=True, exist_ok=True)
+    stamp = out / ".progress" / "params.json"
+    if stamp.exists() and json.loads(stamp.read_text()) != params:
+        raise ValueError(f"{out} holds a cohort made with other parameters ({stamp.read_text()}); "
+                         "choose another folder or delete this one")
+    stamp.write_text(json.dumps(params))
+    (out / "stage_2_train").mkdir(exist_ok=True)
+    (out / "masks").mkdir(exist_ok=True)
+
+    plan = plan_cohort(n_studies, seed, matrix, prevalence, odd_matrix_fraction)
+    workers = max(1, min(workers or os.cpu_count() or 1, n_studies))
+    bar = dict(total=n_studies, desc="cohort", unit="study", disable=not progress)
+    if workers == 1:
+        records = [_write_study(spec, str(out), subslices) for spec in tqdm(plan, **bar)]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            records = list(tqdm(pool.map(_write_study, plan, [str(out)] * n_studies, [subslices] * n_studies), **bar))
+
+    images = [row for record in records for row in record["images"]]
+    ids = [row[0] for row in images]
+    if len(set(ids)) != len(ids):
+        raise RuntimeError("image ID collision; choose another seed")
+    corrupt = _corrupt(out, records, n_corrupt)
+    _write_labels(out / "stage_2_train.csv", images, np.random.default_rng(seed))
+
+    counts = {label: 0 for label in LABELS}
+    for _, *flags in images:
+        counts["any"] += int(any(flags))
+        for name, flag in zip(SUBTYPES, flags):
+            counts[name] += flag
+    manifest = dict(
+        generator="ichlib.phantom", version=__version__, parameters=params,
+        n_images=len(images), n_studies=n_studies, n_patients=len({r["patient"] for r in records}),
+        label_counts=counts,
+        positive_studies={s: sum(s in r["subtypes"] for r in records) for s in SUBTYPES},
+        encodings={e: sum(r["encoding"] == e for r in records) for e in ENCODINGS},
+        corrupt=corrupt,
+        studies=[{k: v for k, v in r.items() if k not in ("images", "seed")} for r in records],
+    )
+    tmp = out / "manifest.json.part"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, out / "manifest.json")
+    return manifest
+
+
+def _corrupt(out: Path, records: list[dict], n_corrupt: int) -> list[str]:
+    """Truncate the top slice (no brain, label 0) of the last studies, as one real RSNA file is."""
+    corrupt = []
+    for record in records[::-1][:n_corrupt]:
+        image_id = record["images"][-1][0]
+        path = out / "stage_2_train" / f"{image_id}.dcm"
+        data = path.read_bytes()
+        if len(data) > 300:
+            path.write_bytes(data[:300])
+        corrupt.append(image_id)
+    return corrupt
+
+
+def _write_labels(path: Path, images: list[list], rng: np.random.Generator) -> None:
+    """The six-row form, images in random order, with a couple of exact duplicate blocks as the real file has."""
+    order = rng.permutation(len(images))
+    dupes = set(order[: min(2, len(order))].tolist())
+    lines = ["ID,Label"]
+    for i in order:
+        image_id, *flags = images[i]
+        value = dict(zip(SUBTYPES, flags), any=int(any(flags)))
+        block = [f"{image_id}_{name},{value[name]}" for name in KAGGLE_ORDER]
+        lines += block * (2 if i in dupes else 1)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+

@@ -1,0 +1,304 @@
+"""Read the RSNA 2019 Intracranial Hemorrhage data in its Kaggle layout.
+
+The phantom cohort (:mod:`ichlib.phantom`) is written in the same layout, so everything here reads either:
+
+- ``stage_2_train.csv``: six rows per image, ``ID_<hex>_<subtype>,<0|1>``;
+- ``stage_2_train/ID_<hex>.dcm``: one CT slice per file.
+
+This module imports nothing else from ``ichlib``: it is the bottom of the flow.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+LABELS = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+SUBTYPES = LABELS[1:]
+AIR_HU = -1000.0
+
+_ID_RE = re.compile(r"^ID_[0-9a-fA-F]+$")
+# Header tags the index needs; reading only these keeps the scan cheap.
+_INDEX_TAGS = [
+    "SOPInstanceUID", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
+    "ImagePositionPatient", "Rows", "Columns", "Modality",
+]
+
+
+class LabelError(ValueError):
+    """A labels CSV that does not follow the RSNA six-row form."""
+
+
+class DicomError(ValueError):
+    """A file that cannot be read as one CT slice in Hounsfield units."""
+
+
+# --------------------------------------------------------------------------------------------- labels
+def read_labels(csv_path: str | os.PathLike) -> pd.DataFrame:
+    """Read an RSNA labels file into one row per image.
+
+    Args:
+        csv_path: ``stage_2_train.csv`` (columns ``ID,Label``; IDs ``ID_<hex>_<subtype>``).
+
+    Returns:
+        DataFrame indexed by image ID (``ID_<hex>``, index name ``ID``) with one ``int8`` 0/1 column per label,
+        in :data:`LABELS` order. Exact duplicate rows (the real file has some) are dropped.
+
+    Raises:
+        LabelError: naming the ID and the line for a malformed ID, an unknown subtype, a label other than 0/1,
+            conflicting duplicates or an image missing one of the six rows.
+        FileNotFoundError: the file does not exist.
+    """
+    csv_path = Path(csv_path)
+    raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    if list(raw.columns) != ["ID", "Label"]:
+        raise LabelError(f"{csv_path}: expected the header 'ID,Label', found {','.join(raw.columns)!r}")
+    line = pd.Series(np.arange(len(raw)) + 2, index=raw.index)  # line 1 is the header
+
+    parts = raw["ID"].str.extract(r"^(ID_[0-9a-fA-F]+)_([a-z_]+)$")
+    bad = parts[0].isna()
+    if bad.any():
+        i = bad.idxmax()
+        raise LabelError(f"{csv_path}, line {line[i]}: malformed ID {raw['ID'][i]!r} "
+                         "(expected ID_<hex>_<subtype>)")
+    unknown = ~parts[1].isin(LABELS)
+    if unknown.any():
+        i = unknown.idxmax()
+        raise LabelError(f"{csv_path}, line {line[i]}: unknown subtype {parts[1][i]!r} in ID {raw['ID'][i]!r}")
+    label = raw["Label"].str.strip()
+    bad_label = ~label.isin(["0", "1"])
+    if bad_label.any():
+        i = bad_label.idxmax()
+        raise LabelError(f"{csv_path}, line {line[i]}: label {raw['Label'][i]!r} for {raw['ID'][i]!r} is not 0 or 1")
+
+    table = pd.DataFrame({"image": parts[0], "subtype": parts[1], "label": label.astype(np.int8), "line": line})
+    table = table.drop_duplicates(subset=["image", "subtype", "label"])
+    clash = table.duplicated(subset=["image", "subtype"], keep=False)
+    if clash.any():
+        rows = table[clash]
+        first = rows.iloc[0]
+        lines = rows.loc[(rows.image == first.image) & (rows.subtype == first.subtype), "line"].tolist()
+        raise LabelError(f"{csv_path}, lines {lines}: conflicting labels for {first.image}_{first.subtype}")
+
+    wide = table.pivot(index="image", columns="subtype", values="label")
+    wide = wide.reindex(columns=list(LABELS))
+    missing = wide.isna()
+    if missing.to_numpy().any():
+        image = missing.any(axis=1).idxmax()
+        absent = [c for c in LABELS if missing.at[image, c]]
+        first_line = int(table.loc[table.image == image, "line"].min())
+        raise LabelError(f"{csv_path}, line {first_line}: image {image} has no row for {', '.join(absent)}")
+    wide = wide.astype(np.int8)
+    wide.index.name = "ID"
+    wide.columns.name = None
+    return wide
+
+
+# --------------------------------------------------------------------------------------------- pixels
+def _first(value, default: float) -> float:
+    """First value of a possibly multi-valued numeric tag (the real files hold both kinds)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0]
+    return float(value)
+
+
+def _quiet_uids(func):
+    """RSNA image IDs ('ID_...') are not valid UIDs: pydicom would warn for every file as its tags are read."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Invalid value for VR UI", category=UserWarning)
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _open(path: Path, **kwargs) -> pydicom.Dataset:
+    try:
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError as exc:
+        raise DicomError(f"{path}: not a DICOM file ({exc})") from exc
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pydicom raises many kinds for a truncated or garbled header
+        raise DicomError(f"{path}: unreadable DICOM header, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_ct(ds: pydicom.Dataset, path: Path) -> None:
+    modality = ds.get("Modality")
+    if modality != "CT":
+        raise DicomError(f"{path}: not CT (Modality is {modality!r})")
+
+
+def is_12bit_fault(ds: pydicom.Dataset) -> bool:
+    """True for the RSNA files that store signed 12-bit values as unsigned (air reads as ~3096)."""
+    return (int(ds.get("BitsStored", 16)) == 12 and int(ds.get("PixelRepresentation", 0)) == 0
+            and _first(ds.get("RescaleIntercept"), 0.0) > -100)
+
+
+@_quiet_uids
+def read_hu(path: str | os.PathLike) -> np.ndarray:
+    """Read one CT slice in Hounsfield units.
+
+    Applies RescaleSlope / RescaleIntercept (first value where multi-valued), fixes the RSNA 12-bit unsigned
+    fault, sets PixelPaddingValue pixels to air and decodes compressed transfer syntaxes (JPEG 2000, JPEG lossless,
+    RLE) through pydicom's plugins.
+
+    Args:
+        path: a DICOM file.
+
+    Returns:
+        float32 array (rows x columns) in HU.
+
+    Raises:
+        DicomError: naming the file, when it is not DICOM, is truncated, has no pixel data, is not CT, is not a
+            single 2-D slice, or its pixel data cannot be decoded.
+    """
+    path = Path(path)
+    ds = _open(path)
+    _check_ct(ds, path)
+    if "PixelData" not in ds:
+        raise DicomError(f"{path}: no pixel data")
+    try:
+        raw = ds.pixel_array
+    except Exception as exc:
+        raise DicomError(f"{path}: pixel data cannot be decoded, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+    if raw.ndim != 2:
+        raise DicomError(f"{path}: expected one 2-D slice, found pixel data of shape {raw.shape}")
+
+    slope = _first(ds.get("RescaleSlope"), 1.0)
+    intercept = _first(ds.get("RescaleIntercept"), 0.0)
+    padding = ds.get("PixelPaddingValue")
+    pad_mask = raw == padding if padding is not None else None
+    if is_12bit_fault(ds):
+        raw = raw.astype(np.int32) + 1000
+        raw[raw >= 4096] -= 4096
+        intercept = -1000.0
+
+    hu = raw.astype(np.float32)
+    if slope != 1.0:
+        hu *= np.float32(slope)
+    if intercept != 0.0:
+        hu += np.float32(intercept)
+    if pad_mask is not None:
+        hu[pad_mask] = AIR_HU
+    return hu
+
+
+# --------------------------------------------------------------------------------------------- index
+INDEX_COLUMNS = ["patient", "study", "series", "z", "rows", "columns", "path"]
+
+
+@_quiet_uids
+def read_header(path: str | os.PathLike) -> dict:
+    """The index fields of one file, from its header alone (no pixel decode).
+
+    Raises:
+        DicomError: naming the file, for a file that is not a readable CT header with the fields the index needs.
+    """
+    path = Path(path)
+    ds = _open(path, stop_before_pixels=True, specific_tags=_INDEX_TAGS)
+    _check_ct(ds, path)
+    try:
+        image_id = str(ds.SOPInstanceUID)
+        ipp = ds.ImagePositionPatient
+        return {
+            "ID": image_id,
+            "patient": str(ds.PatientID),
+            "study": str(ds.StudyInstanceUID),
+            "series": str(ds.SeriesInstanceUID),
+            "z": float(ipp[2]),
+            "rows": int(ds.Rows),
+            "columns": int(ds.Columns),
+            "path": str(path),
+        }
+    except (AttributeError, IndexError, TypeError, ValueError) as exc:
+        raise DicomError(f"{path}: header lacks a field the index needs ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_header_safe(path: str) -> tuple[dict | None, str | None]:
+    try:
+        return read_header(path), None
+    except (DicomError, OSError) as exc:
+        return None, str(exc)
+
+
+def index_dicoms(folder: str | os.PathLike, workers: int | None = None,
+                 progress: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Index every ``*.dcm`` under a folder from the headers alone, in parallel.
+
+    Args:
+        folder: e.g. ``stage_2_train/``.
+        workers: processes to use (header parsing is pure Python, so threads would not help);
+            default: the machine's CPU count. 1 runs in this process.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``(index, failures)``. ``index`` is indexed by image ID with columns patient, study, series, z, rows,
+        columns, path and ``rank`` (0-based position of the slice within its series, by z); rows are sorted by
+        series then z. ``failures`` lists ``(path, reason)`` for every file that could not be indexed, a second
+        file with an image ID already seen among them; one bad file never stops the scan.
+    """
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    paths = sorted(str(p) for p in folder.rglob("*.dcm"))
+    workers = workers or os.cpu_count() or 1
+    bar = dict(total=len(paths), desc=f"index {folder.name}", unit="file", disable=not progress)
+    if workers == 1 or len(paths) < 64:
+        results = [_read_header_safe(p) for p in tqdm(paths, **bar)]
+    else:
+        chunk = max(16, len(paths) // (workers * 16))
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_read_header_safe, paths, chunksize=chunk), **bar))
+
+    rows, failures, seen = [], [], set()
+    for path, (row, error) in zip(paths, results):
+        if row is None:
+            failures.append((path, error))
+        elif row["ID"] in seen:
+            failures.append((path, f"{path}: image ID {row['ID']} already read from another file"))
+        else:
+            seen.add(row["ID"])
+            rows.append(row)
+    index = pd.DataFrame(rows, columns=["ID", *INDEX_COLUMNS])
+    index = index.sort_values(["series", "z", "ID"], kind="stable").set_index("ID")
+    index["rank"] = index.groupby("series", sort=False).cumcount().astype(np.int32)
+    return index, failures
+
+
+def neighbours(index: pd.DataFrame) -> pd.DataFrame:
+    """Previous and next slice of each image in its series, by z, for the adjacent-slice preprocessing.
+
+    Args:
+        index: as returned by :func:`index_dicoms` (needs ``series`` and ``z``).
+
+    Returns:
+        DataFrame indexed like ``index`` with columns ``prev`` and ``next`` (image IDs); at either end of a series
+        the image itself stands in for the missing neighbour.
+    """
+    order = index.sort_values(["series", "z"], kind="stable")
+    ids = pd.Series(order.index, index=order.index)
+    by_series = ids.groupby(order["series"], sort=False)
+    prev = by_series.shift(1).fillna(ids)
+    nxt = by_series.shift(-1).fillna(ids)
+    return pd.DataFrame({"prev": prev, "next": nxt}).reindex(index.index)
+
+
+def is_image_id(text: str) -> bool:
+    """True for an RSNA-style image ID, ``ID_<hex>``."""
+    return bool(_ID_RE.match(text))
