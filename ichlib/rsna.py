@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -113,13 +112,14 @@ def _first(value, default: float) -> float:
     return float(value)
 
 
-def _quiet_uids(func):
-    """RSNA image IDs ('ID_...') are not valid UIDs: pydicom would warn for every file as its tags are read."""
+# RSNA image IDs ('ID_...') are not valid UIDs: pydicom would warn for every file as its tags are read or written.
+lenient_uids = pydicom.config.disable_value_validation
 
+
+def _quiet_uids(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Invalid value for VR UI", category=UserWarning)
+        with lenient_uids():
             return func(*args, **kwargs)
 
     return wrapper

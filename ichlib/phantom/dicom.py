@@ -14,7 +14,6 @@ The encodings exercise every fix :func:`ichlib.rsna.read_hu` makes:
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +21,10 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from ..rsna import lenient_uids
+
 ENCODINGS = ("u12", "u16", "s16", "s16pad", "fault12")
 PADDING = -2000
-_ROOT = "1.2.826.0.1.3680043.10.1449."  # our UID prefix for the file meta (the IDs themselves are RSNA-style)
 
 
 @dataclass(frozen=True)
@@ -92,46 +92,43 @@ def decoded_hu(hu: np.ndarray, encoding: str, fov_radius_px: float | None = None
 def write_slice(path: str | os.PathLike, hu: np.ndarray, info: SliceInfo, fov_radius_px: float | None = None) -> None:
     """Write one CT slice, atomically (a crash leaves no half-written file under the final name)."""
     stored, tags = encode(hu, info.encoding, fov_radius_px)
-    ds = Dataset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # RSNA IDs are not valid UIDs; we write them as RSNA does
+    with lenient_uids():  # RSNA IDs are not valid UIDs; we write them as RSNA does
+        ds = Dataset()
         ds.SOPClassUID = CTImageStorage
         ds.SOPInstanceUID = info.image_id
         ds.StudyInstanceUID = info.study_id
         ds.SeriesInstanceUID = info.series_id
-    ds.Modality = "CT"
-    ds.PatientID = info.patient_id
-    ds.InstanceNumber = info.instance
-    ds.ImagePositionPatient = [round(v, 3) for v in info.position]
-    ds.ImageOrientationPatient = [round(v, 6) for v in info.orientation]
-    ds.PixelSpacing = [round(info.spacing, 6)] * 2
-    ds.SliceThickness = 5
-    ds.KVP = 120
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = stored.shape
-    ds.BitsAllocated = 16
-    ds.BitsStored = tags["BitsStored"]
-    ds.HighBit = tags["BitsStored"] - 1
-    ds.PixelRepresentation = tags["PixelRepresentation"]
-    if "PixelPaddingValue" in tags:
-        ds.PixelPaddingValue = tags["PixelPaddingValue"]
-    ds.RescaleIntercept = tags["RescaleIntercept"]
-    ds.RescaleSlope = 1
-    ds.WindowCenter = [40, 40] if info.window_multi else 40
-    ds.WindowWidth = [80, 80] if info.window_multi else 80
-    ds.PixelData = stored.tobytes()
+        ds.Modality = "CT"
+        ds.PatientID = info.patient_id
+        ds.InstanceNumber = info.instance
+        ds.ImagePositionPatient = [round(v, 3) for v in info.position]
+        ds.ImageOrientationPatient = [round(v, 6) for v in info.orientation]
+        ds.PixelSpacing = [round(info.spacing, 6)] * 2
+        ds.SliceThickness = 5
+        ds.KVP = 120
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows, ds.Columns = stored.shape
+        ds.BitsAllocated = 16
+        ds.BitsStored = tags["BitsStored"]
+        ds.HighBit = tags["BitsStored"] - 1
+        ds.PixelRepresentation = tags["PixelRepresentation"]
+        if "PixelPaddingValue" in tags:
+            ds.PixelPaddingValue = tags["PixelPaddingValue"]
+        ds.RescaleIntercept = tags["RescaleIntercept"]
+        ds.RescaleSlope = 1
+        ds.WindowCenter = [40, 40] if info.window_multi else 40
+        ds.WindowWidth = [80, 80] if info.window_multi else 80
+        ds.PixelData = stored.tobytes()
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = _ROOT + str(int(info.image_id[3:], 16))
-    meta.TransferSyntaxUID = ImplicitVRLittleEndian if info.encoding == "u16" else ExplicitVRLittleEndian
-    ds.file_meta = meta
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = info.image_id
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian if info.encoding == "u16" else ExplicitVRLittleEndian
+        ds.file_meta = meta
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+        path = Path(path)
+        tmp = path.with_name(path.name + ".part")
         ds.save_as(tmp, enforce_file_format=True)
     os.replace(tmp, path)
 

@@ -1,0 +1,78 @@
+"""Data-layer speed on this machine (a script, not a test): prints figures, asserts nothing.
+
+    python benchmarks/bench_data.py [--studies 40] [--out data/bench]
+
+Measures, on the same files:
+- ``read_hu`` against a bare ``pydicom.dcmread(path).pixel_array`` (images/s, and their ratio);
+- ``index_dicoms`` with 1 and 2 workers (files/s);
+- cohort generation (images/s, and the wall time of the whole 40-study cohort).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import pydicom
+
+from ichlib.phantom import make_cohort
+from ichlib.rsna import index_dicoms, lenient_uids, read_hu
+
+
+def rate(func, items, repeat=3):
+    """Best of ``repeat`` passes, items per second."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for item in items:
+            func(item)
+        best = min(best, time.perf_counter() - start)
+    return len(items) / best
+
+
+def bare(path):
+    with lenient_uids():
+        return pydicom.dcmread(path).pixel_array
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--studies", type=int, default=40)
+    parser.add_argument("--out", default="data/bench")
+    args = parser.parse_args()
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+
+    start = time.perf_counter()
+    manifest = make_cohort(out, args.studies, seed=0, progress=False)
+    cohort_s = time.perf_counter() - start
+
+    index, failures = index_dicoms(out / "stage_2_train", workers=1, progress=False)
+    paths = index.path.tolist()
+    sample = paths[:: max(1, len(paths) // 300)]
+    figures = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "cohort_studies": args.studies,
+        "cohort_images": manifest["n_images"],
+        "cohort_seconds": round(cohort_s, 1),
+        "cohort_images_per_s": round(manifest["n_images"] / cohort_s, 1),
+        "pydicom_pixel_array_images_per_s": round(rate(bare, sample), 1),
+        "read_hu_images_per_s": round(rate(read_hu, sample), 1),
+    }
+    figures["read_hu_cost_vs_bare"] = round(figures["pydicom_pixel_array_images_per_s"] / figures["read_hu_images_per_s"], 3)
+    for workers in (1, 2):
+        start = time.perf_counter()
+        index_dicoms(out / "stage_2_train", workers=workers, progress=False)
+        figures[f"index_{workers}_workers_files_per_s"] = round((len(paths) + len(failures)) / (time.perf_counter() - start), 1)
+    print(json.dumps(figures, indent=2))
+    Path("benchmarks/data.json").write_text(json.dumps(figures, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

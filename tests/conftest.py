@@ -1,0 +1,76 @@
+"""Shared helpers: hand-made CT DICOM files whose HU we know in closed form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.config import disable_value_validation
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+
+@disable_value_validation()  # RSNA-style IDs are not valid UIDs
+def write_dicom(path: Path, stored: np.ndarray, *, modality: str = "CT", image_id: str = "ID_0a1b2c3d4",
+                series: str = "ID_series1", z: float = 0.0, pixel_data: bool = True, **tags) -> Path:
+    """Write a minimal single-slice DICOM with the given stored values and tags (None removes a tag)."""
+    stored = np.asarray(stored)
+    ds = Dataset()
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = image_id
+    ds.StudyInstanceUID = "ID_study1"
+    ds.SeriesInstanceUID = series
+    ds.PatientID = "ID_patient1"
+    ds.Modality = modality
+    ds.ImagePositionPatient = [0.0, 0.0, z]
+    ds.Rows, ds.Columns = stored.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
+    ds.RescaleIntercept = -1024
+    ds.RescaleSlope = 1
+    for key, value in tags.items():
+        if value is None:
+            if key in ds:
+                delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    if "BitsStored" in tags:
+        ds.HighBit = tags["BitsStored"] - 1
+    if pixel_data:
+        ds.PixelData = stored.tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[image_id])
+    ds.save_as(path, enforce_file_format=True)
+    return Path(path)
+
+
+@pytest.fixture
+def ct_file(tmp_path):
+    """Factory: ``ct_file(stored, **tags)`` writes a CT slice in tmp_path and returns its path."""
+    counter = iter(range(10**6))
+
+    def make(stored, name=None, **tags):
+        name = name or f"ID_{next(counter):09x}.dcm"
+        return write_dicom(tmp_path / name, stored, **tags)
+
+    return make
+
+
+def pydicom_data_file(name: str) -> Path:
+    """A file shipped by pydicom or by pydicom-data (no network)."""
+    import data_store  # pydicom-data
+    import pydicom.data
+
+    for folder in (Path(data_store.__file__).parent / "data", Path(pydicom.data.__file__).parent / "test_files"):
+        if (folder / name).exists():
+            return folder / name
+    pytest.skip(f"{name} is not shipped by the installed pydicom / pydicom-data")
+
+

@@ -1,0 +1,27 @@
+"""environment.yml (conda) asks for exactly the packages and bounds of pyproject.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def normalise(spec: str) -> tuple[str, str, str]:
+    req = Requirement(spec)
+    return req.name.lower().replace("_", "-"), str(req.specifier), str(req.marker or "")
+
+
+def test_environment_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {normalise(s) for s in project["dependencies"] + project["optional-dependencies"]["test"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert {normalise(s) for s in pip} == wanted
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    assert SpecifierSet(project["requires-python"]).contains(python.split("=")[1] + ".0")

@@ -1,0 +1,221 @@
+"""ichlib.phantom: the cohort on disk, determinism, labels vs masks, the subtypes' shapes, the HU round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import binary_dilation
+
+from ichlib.phantom import make_cohort, plan_cohort, read_mask, simulate_study
+from ichlib.phantom.anatomy import Head, render
+from ichlib.phantom.cohort import pixel_grid
+from ichlib.phantom.dicom import ENCODINGS, SliceInfo, decoded_hu, write_slice
+from ichlib.phantom.geometry import F32, Frame
+from ichlib.phantom.lesions import Epidural, Intraventricular, Subdural
+from ichlib.rsna import LABELS, SUBTYPES, index_dicoms, read_hu, read_labels
+
+SMALL = dict(n_studies=6, seed=3, matrix=80, prevalence=1.0, subslices=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cohort")
+    manifest = make_cohort(out, workers=1, **SMALL)
+    return out, manifest
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and ".progress" not in p.parts}
+
+
+# ------------------------------------------------------------------------------------------------ on disk
+def test_cohort_layout_reads_back_with_the_rsna_reader(cohort):
+    out, manifest = cohort
+    labels = read_labels(out / "stage_2_train.csv")
+    index, failures = index_dicoms(out / "stage_2_train", workers=1, progress=False)
+    assert [Path(p).stem for p, _ in failures] == manifest["corrupt"]
+    assert set(index.index) | set(manifest["corrupt"]) == set(labels.index)
+    assert len(labels) == manifest["n_images"]
+    for path in index.path:
+        assert read_hu(path).shape == (index.loc[Path(path).stem, "rows"], index.loc[Path(path).stem, "columns"])
+    assert labels.sum().to_dict() == manifest["label_counts"]
+    assert all(labels[s].sum() > 0 for s in LABELS), "every subtype present"
+    assert set(manifest["encodings"]) == set(ENCODINGS) and min(manifest["encodings"].values()) >= 1
+
+
+def test_labels_agree_with_masks(cohort):
+    out, _ = cohort
+    labels = read_labels(out / "stage_2_train.csv")
+    for image_id, row in labels.iterrows():
+        masks = read_mask(out, image_id)
+        assert set(masks) == {s for s in SUBTYPES if row[s]}, image_id
+        assert row["any"] == int(bool(masks))
+        assert all(m.any() for m in masks.values())
+
+
+def test_same_seed_same_bytes_whatever_the_workers(cohort, tmp_path):
+    out, _ = cohort
+    make_cohort(tmp_path / "again", workers=2, **SMALL)
+    assert files(out) == files(tmp_path / "again")
+
+
+def test_other_seed_other_cohort(cohort, tmp_path):
+    out, _ = cohort
+    make_cohort(tmp_path / "other", workers=1, **{**SMALL, "seed": 4, "n_studies": 2})
+    assert (tmp_path / "other" / "stage_2_train.csv").read_bytes() != (out / "stage_2_train.csv").read_bytes()
+
+
+def test_interrupted_run_resumes_and_refuses_other_parameters(cohort, tmp_path):
+    out, manifest = cohort
+    again = tmp_path / "resume"
+    make_cohort(again, workers=1, **SMALL)
+    # Lose a study's record and one of its files, as a kill mid-study would.
+    study = manifest["studies"][0]
+    (again / ".progress" / f"{study['study']}.json").unlink()
+    index, _ = index_dicoms(again / "stage_2_train", workers=1, progress=False)
+    Path(index[index.series == study["series"]].path.iloc[0]).unlink()
+    make_cohort(again, workers=1, **SMALL)
+    assert files(again) == files(out)
+    with pytest.raises(ValueError, match="other parameters"):
+        make_cohort(again, workers=1, **{**SMALL, "seed": 99})
+
+
+def test_plan_covers_every_subtype_and_encoding():
+    plan = plan_cohort(10, seed=0, prevalence=0.5)
+    assert {s for p in plan for s in p["subtypes"]} == set(SUBTYPES)
+    assert {p["encoding"] for p in plan} == set(ENCODINGS)
+    assert sum(bool(p["subtypes"]) for p in plan) == 5
+    with pytest.raises(ValueError, match="prevalence"):
+        plan_cohort(10, seed=0, prevalence=1.5)
+
+
+def test_cli_writes_a_cohort(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ichlib", "cohort", "--out", str(tmp_path / "c"), "--studies", "1",
+                             "--seed", "0", "--matrix", "48", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["n_studies"] == 1 and "wrote" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ HU
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_round_trip_within_one_hu(tmp_path, encoding):
+    study = simulate_study(np.random.default_rng(0), ("subdural",), matrix=64, subslices=2)
+    k = len(study.z) // 2
+    info = SliceInfo("ID_00000abcd", "ID_p", "ID_s", "ID_se", (0, 0, 0), (1, 0, 0, 0, 1, 0), study.spacing, 1,
+                     encoding, encoding == "u12")
+    path = tmp_path / "ID_00000abcd.dcm"
+    write_slice(path, study.hu[k], info, study.fov_radius_px)
+    hu = read_hu(path)
+    expected = decoded_hu(study.hu[k], encoding, study.fov_radius_px)
+    assert np.abs(hu - expected).max() == 0
+    inside = (study.hu[k] > -1000) & (study.hu[k] < 2000) & (expected != -1000)
+    assert np.abs(hu - study.hu[k])[inside].max() <= 1.0
+
+
+def test_brain_and_noise_like_real_ct():
+    study = simulate_study(np.random.default_rng(1), (), matrix=256, subslices=3)
+    mid = study.hu[len(study.z) // 2]
+    brain = mid[(mid > 15) & (mid < 50)]
+    assert 26 <= np.median(brain) <= 38
+    # Noise: the flattest 12 x 12 brain patches hold noise alone (real CT: SD ~3 HU).
+    windows = np.lib.stride_tricks.sliding_window_view(mid, (12, 12))[::6, ::6]
+    inside = (windows.min(axis=(-1, -2)) > 15) & (windows.max(axis=(-1, -2)) < 50)
+    sds = windows.std(axis=(-1, -2))[inside]
+    assert 2.0 <= np.percentile(sds, 10) <= 5.0
+    assert 18 <= len(study.z) <= 40
+
+
+# ------------------------------------------------------------------------------------------------ shapes
+def positive_slices(subtype, seeds, matrix=96):
+    out = []
+    for seed in seeds:
+        study = simulate_study(np.random.default_rng(seed), (subtype,), matrix=matrix, subslices=3)
+        out.append(study)
+    return out
+
+
+def test_epidural_lens_touches_the_inner_table():
+    for study in positive_slices("epidural", range(3)):
+        bit = 1 << SUBTYPES.index("epidural")
+        for k in np.flatnonzero(study.labels[:, SUBTYPES.index("epidural")]):
+            mask = (study.masks[k] & bit) > 0
+            assert (study.hu[k][binary_dilation(mask, iterations=2)] > 400).any(), "lens against bone"
+
+
+def test_subdural_spans_more_slices_than_epidural():
+    def span(subtype):
+        i = SUBTYPES.index(subtype)
+        return np.mean([s.labels[:, i].sum() for s in positive_slices(subtype, range(8), matrix=64)])
+
+    assert span("subdural") > span("epidural")
+    assert 1 <= span("epidural") <= 7
+
+
+def test_subdural_stays_on_one_side_and_epidural_is_thickest_inside():
+    rng = np.random.default_rng(5)
+    head = Head.sample(rng)
+    x, y = pixel_grid(head, 128, 1.8)
+    sdh = Subdural.sample(np.random.default_rng(2), head)
+    edh = Epidural.sample(np.random.default_rng(2), head)
+    for lesion in (sdh, edh):
+        frame = Frame.build(x, y, np.full_like(x, F32(lesion.z_centre)), head.axes)
+        occ = lesion.paint(head, frame, render(head, frame))
+        assert occ is not None and occ.any()
+        side = np.sign(frame.x[occ])
+        assert (side == side[0]).all(), "never across the midline"
+    # Epidural: thickness falls from the centre of the lens to its edge.
+    assert edh._profile(np.float32(0)) > edh._profile(np.float32(0.8)) > 0
+
+
+def test_intraventricular_blood_lies_in_the_ventricles():
+    rng = np.random.default_rng(7)
+    head = Head.sample(rng)
+    lesion = Intraventricular.sample(rng, head)
+    x, y = pixel_grid(head, 128, 1.8)
+    frame = Frame.build(x, y, np.full_like(x, F32(lesion.z_centre)), head.axes)
+    tissue = render(head, frame)
+    occ = lesion.paint(head, frame, tissue)
+    assert occ.any() and not (occ & ~tissue.ventricles).any()
+    for study in positive_slices("intraventricular", range(2)):
+        i = SUBTYPES.index("intraventricular")
+        for k in np.flatnonzero(study.labels[:, i]):
+            rows, cols = np.nonzero(study.masks[k] & (1 << i))
+            centre = (study.hu.shape[-1] - 1) / 2
+            # ventricles are central: blood no further than ~a third of the head from the middle
+            assert np.abs(cols - centre).mean() * study.spacing < 35
+
+
+def test_subarachnoid_is_thin_so_partial_volume_lowers_its_hu():
+    for study in positive_slices("subarachnoid", range(2), matrix=256):
+        i = SUBTYPES.index("subarachnoid")
+        lesion = next(les for les in study.lesions if les.subtype == "subarachnoid")
+        ks = np.flatnonzero(study.labels[:, i])
+        assert len(ks) >= 1
+        # away from the skull, whose blur would brighten the rim
+        away = [(study.masks[k] & (1 << i) > 0) & ~binary_dilation(study.hu[k] > 200, iterations=3) for k in ks]
+        values = np.concatenate([study.hu[k][m] for k, m in zip(ks, away)])
+        assert len(values) and values.mean() < lesion.hu - 5
+
+
+def test_intraparenchymal_has_a_dark_oedema_rim():
+    for study in positive_slices("intraparenchymal", range(3), matrix=128):
+        i = SUBTYPES.index("intraparenchymal")
+        k = np.argmax([(m & (1 << i)).astype(bool).sum() for m in study.masks])
+        mask = (study.masks[k] & (1 << i)) > 0
+        ring = binary_dilation(mask, iterations=3) & ~binary_dilation(mask, iterations=1)
+        assert study.hu[k][mask].mean() > study.hu[k][ring].mean() + 10
+
+
+def test_mask_read_back(cohort):
+    out, _ = cohort
+    path = next((out / "masks").glob("*.npy.gz"))
+    masks = read_mask(out, path.name.split(".")[0])
+    assert masks and all(m.dtype == bool for m in masks.values())
+    assert read_mask(out, "ID_000000000") == {}

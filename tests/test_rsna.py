@@ -1,0 +1,237 @@
+"""ichlib.rsna: labels, HU in closed form, every bad input, real CT, the index and neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydicom.uid import JPEG2000Lossless, RLELossless
+
+from ichlib.rsna import LABELS, DicomError, LabelError, index_dicoms, neighbours, read_hu, read_labels
+
+from .conftest import pydicom_data_file, write_dicom
+
+KAGGLE_ORDER = ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural", "any")
+
+
+def labels_csv(tmp_path, blocks: dict[str, dict[str, int]], extra: list[str] = ()) -> str:
+    lines = ["ID,Label"]
+    for image, values in blocks.items():
+        lines += [f"{image}_{name},{values.get(name, 0)}" for name in KAGGLE_ORDER]
+    lines += list(extra)
+    path = tmp_path / "stage_2_train.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ labels
+def test_read_labels_one_row_per_image_in_label_order(tmp_path):
+    path = labels_csv(tmp_path, {"ID_00aa": {"any": 1, "subdural": 1}, "ID_00bb": {}})
+    table = read_labels(path)
+    assert list(table.columns) == list(LABELS)
+    assert table.index.name == "ID"
+    assert table.loc["ID_00aa"].tolist() == [1, 0, 0, 0, 0, 1]
+    assert table.loc["ID_00bb"].sum() == 0
+    assert all(np.issubdtype(t, np.integer) for t in table.dtypes)
+
+
+def test_read_labels_drops_exact_duplicates(tmp_path):
+    path = labels_csv(tmp_path, {"ID_00aa": {"any": 1, "epidural": 1}}, extra=["ID_00aa_epidural,1", "ID_00aa_any,1"])
+    table = read_labels(path)
+    assert len(table) == 1 and table.loc["ID_00aa", "epidural"] == 1
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["ID_00aa_epidural,1"], "lines [2, 8]"),          # conflicts with line 2 (epidural 0)
+    (["ID_00zz_any,0"], "line 8"),                      # malformed: z is not hex
+    (["ID_00aa_chronic,0"], "line 8"),                  # unknown subtype
+    (["ID_00cc_any,2"], "line 8"),                      # label not 0/1
+    (["ID_00cc_any,"], "line 8"),                       # empty label
+    (["ID_00dd_any,0"], "line 8"),                      # an image with one row of six
+])
+def test_read_labels_errors_name_id_and_line(tmp_path, extra, needle):
+    path = labels_csv(tmp_path, {"ID_00aa": {}}, extra=extra)
+    image = extra[0].split(",")[0].rsplit("_", 1)[0]
+    with pytest.raises(LabelError) as err:
+        read_labels(path)
+    assert isinstance(err.value, ValueError)
+    assert needle in str(err.value) and image in str(err.value)
+
+
+def test_read_labels_wrong_header(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("image,target\nID_00aa_any,0\n")
+    with pytest.raises(LabelError, match="labels.csv"):
+        read_labels(path)
+
+
+# ------------------------------------------------------------------------------------------------ HU
+def test_read_hu_unsigned_with_intercept(ct_file):
+    stored = np.array([[1024, 0], [1064, 2524]], np.uint16)
+    hu = read_hu(ct_file(stored, BitsStored=12))
+    assert hu.dtype == np.float32
+    np.testing.assert_array_equal(hu, [[0, -1024], [40, 1500]])
+
+
+def test_read_hu_signed(ct_file):
+    stored = np.array([[-1000, 0], [30, 1200]], np.int16)
+    hu = read_hu(ct_file(stored, RescaleIntercept=0))
+    np.testing.assert_array_equal(hu, stored)
+
+
+def test_read_hu_slope_and_intercept(ct_file):
+    stored = np.array([[0, 10], [100, 1000]], np.uint16)
+    hu = read_hu(ct_file(stored, RescaleSlope=2, RescaleIntercept=-1000))
+    np.testing.assert_array_equal(hu, stored * 2.0 - 1000)
+
+
+def test_read_hu_multivalued_tags_take_first_value(ct_file):
+    stored = np.array([[100, 200]], np.uint16)
+    hu = read_hu(ct_file(stored, RescaleSlope=[0.5, 1], RescaleIntercept=[-100, 0], WindowCenter=[40, 400]))
+    np.testing.assert_array_equal(hu, [[-50, 0]])
+
+
+def test_read_hu_without_rescale_tags_is_raw(ct_file):
+    stored = np.array([[5, -7]], np.int16)
+    hu = read_hu(ct_file(stored, RescaleSlope=None, RescaleIntercept=None))
+    np.testing.assert_array_equal(hu, [[5, -7]])
+
+
+def test_read_hu_fixes_12bit_unsigned_fault(ct_file):
+    # Signed 12-bit values stored as unsigned: air (-1000) reads 3096, brain 30 reads 30, bone 1500 reads 1500.
+    stored = np.array([[3096, 30], [1500, 4095]], np.uint16)
+    hu = read_hu(ct_file(stored, BitsStored=12, PixelRepresentation=0, RescaleIntercept=0))
+    np.testing.assert_array_equal(hu, [[-1000, 30], [1500, -1]])
+
+
+def test_read_hu_padding_becomes_air(ct_file):
+    stored = np.array([[-2000, 1054], [-2000, 1024]], np.int16)
+    hu = read_hu(ct_file(stored, PixelPaddingValue=-2000))
+    np.testing.assert_array_equal(hu, [[-1000, 30], [-1000, 0]])
+
+
+@pytest.mark.parametrize("syntax", [JPEG2000Lossless, RLELossless])
+def test_read_hu_decodes_compressed(ct_file, tmp_path, syntax):
+    import pydicom
+
+    rng = np.random.default_rng(0)
+    stored = rng.integers(0, 2500, (32, 32)).astype(np.uint16)
+    path = ct_file(stored, BitsStored=16)
+    ds = pydicom.dcmread(path)
+    ds.compress(syntax, encoding_plugin="pylibjpeg" if syntax == JPEG2000Lossless else "pydicom")
+    compressed = tmp_path / "compressed.dcm"
+    ds.save_as(compressed)
+    assert pydicom.dcmread(compressed).file_meta.TransferSyntaxUID == syntax
+    np.testing.assert_array_equal(read_hu(compressed), stored.astype(np.float32) - 1024)
+
+
+# ------------------------------------------------------------------------------------------------ bad files
+def test_not_dicom(tmp_path):
+    path = tmp_path / "notes.dcm"
+    path.write_text("this is a radiology report, not an image\n" * 20)
+    with pytest.raises(DicomError, match="notes.dcm.*not a DICOM"):
+        read_hu(path)
+
+
+def test_truncated_header(ct_file):
+    path = ct_file(np.zeros((8, 8), np.uint16), name="ID_cut.dcm")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(DicomError, match="ID_cut.dcm"):
+        read_hu(path)
+
+
+def test_truncated_pixel_data(ct_file):
+    path = ct_file(np.zeros((64, 64), np.uint16), name="ID_half.dcm")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 4000])
+    with pytest.raises(DicomError, match="ID_half.dcm"):
+        read_hu(path)
+
+
+def test_no_pixel_data(ct_file):
+    path = ct_file(np.zeros((4, 4), np.uint16), name="ID_header_only.dcm", pixel_data=False)
+    with pytest.raises(DicomError, match="ID_header_only.dcm: no pixel data"):
+        read_hu(path)
+
+
+def test_not_ct(ct_file):
+    path = ct_file(np.zeros((4, 4), np.uint16), name="ID_mr.dcm", modality="MR")
+    with pytest.raises(DicomError, match="ID_mr.dcm: not CT"):
+        read_hu(path)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_hu(tmp_path / "absent.dcm")
+
+
+# ------------------------------------------------------------------------------------------------ real CT
+def test_real_head_ct_brain_in_range():
+    hu = read_hu(pydicom_data_file("693_UNCR.dcm"))
+    assert hu.shape == (512, 512)
+    soft = hu[(hu > 0) & (hu < 80)]
+    assert 20 <= np.median(soft) <= 45
+    assert hu.min() >= -1024  # the -2000 padding became air
+
+
+def test_real_jpeg2000_ct_decodes_to_the_uncompressed_twin():
+    compressed = read_hu(pydicom_data_file("693_J2KR.dcm"))
+    np.testing.assert_array_equal(compressed, read_hu(pydicom_data_file("693_UNCR.dcm")))
+
+
+def test_real_head_ct_with_multivalued_window():
+    hu = read_hu(pydicom_data_file("J2K_pixelrep_mismatch.dcm"))
+    soft = hu[(hu > 0) & (hu < 80)]
+    assert 20 <= np.median(soft) <= 45
+
+
+# ------------------------------------------------------------------------------------------------ index
+def _series(tmp_path, n_series=2, per_series=3, bad=True):
+    rng = np.random.default_rng(1)
+    written = []
+    for s in range(n_series):
+        zs = rng.permutation(np.arange(per_series) * 5.0 + 100 * s)
+        for k, z in enumerate(zs):
+            image_id = f"ID_{s:02x}{k:07x}"
+            write_dicom(tmp_path / f"{image_id}.dcm", np.full((8, 8), 1024, np.uint16), image_id=image_id,
+                        series=f"ID_series{s}", z=float(z), InstanceNumber=k + 1)
+            written.append((image_id, f"ID_series{s}", z))
+    if bad:
+        (tmp_path / "ID_6431af929.dcm").write_bytes(b"\0" * 50)
+    (tmp_path / "README.txt").write_text("not a slice")
+    return written
+
+
+def test_index_reads_headers_orders_by_z_and_lists_failures(tmp_path):
+    written = _series(tmp_path)
+    index, failures = index_dicoms(tmp_path, workers=1, progress=False)
+    assert len(index) == len(written)
+    assert [p for p, _ in failures] == [str(tmp_path / "ID_6431af929.dcm")]
+    assert "ID_6431af929.dcm" in failures[0][1]
+    assert {"patient", "study", "series", "z", "rows", "columns", "path", "rank"} <= set(index.columns)
+    for series, group in index.groupby("series"):
+        assert group.sort_values("z")["rank"].tolist() == list(range(len(group)))
+    assert index.loc[written[0][0], "z"] == written[0][2]
+
+
+def test_index_in_parallel_equals_serial(tmp_path):
+    _series(tmp_path, n_series=4, per_series=18)
+    serial, f1 = index_dicoms(tmp_path, workers=1, progress=False)
+    parallel, f2 = index_dicoms(tmp_path, workers=2, progress=False)
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert f1 == f2
+
+
+def test_index_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        index_dicoms(tmp_path / "nowhere")
+
+
+def test_neighbours_repeat_the_slice_at_series_ends(tmp_path):
+    _series(tmp_path, n_series=2, per_series=3, bad=False)
+    index, _ = index_dicoms(tmp_path, workers=1, progress=False)
+    near = neighbours(index)
+    for series, group in index.groupby("series"):
+        ids = group.sort_values("z").index.tolist()
+        assert near.loc[ids[0], "prev"] == ids[0] and near.loc[ids[-1], "next"] == ids[-1]
+        assert near.loc[ids[1], "prev"] == ids[0] and near.loc[ids[1], "next"] == ids[2]
