@@ -138,14 +138,42 @@ def _open(path: Path, **kwargs) -> pydicom.Dataset:
 
 def _check_ct(ds: pydicom.Dataset, path: Path) -> None:
     modality = ds.get("Modality")
+    if modality is None:
+        raise DicomError(f"{path}: no Modality tag: truncated, or not an image ({path.stat().st_size} bytes)")
     if modality != "CT":
         raise DicomError(f"{path}: not CT (Modality is {modality!r})")
 
 
-def is_12bit_fault(ds: pydicom.Dataset) -> bool:
-    """True for the RSNA files that store signed 12-bit values as unsigned (air reads as ~3096)."""
-    return (int(ds.get("BitsStored", 16)) == 12 and int(ds.get("PixelRepresentation", 0)) == 0
-            and _first(ds.get("RescaleIntercept"), 0.0) > -100)
+_NATIVE = {pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian}
+
+
+def _native_pixels(ds: pydicom.Dataset, bits: int | None, signed: int | None) -> np.ndarray | None:
+    """Stored values of an uncompressed little-endian 16-bit slice, straight from the bytes (no copy).
+
+    This is the layout of (nearly) every RSNA file; pydicom's general decoder costs as much again as parsing the
+    header. Anything else (compressed, big-endian, signed data narrower than 16 bits, odd sizes) returns None
+    and goes through ``ds.pixel_array``.
+    """
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or meta.get("TransferSyntaxUID") not in _NATIVE:
+        return None
+    if ds.get("BitsAllocated") != 16 or ds.get("SamplesPerPixel", 1) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return None
+    if signed == 1 and bits != 16:
+        return None
+    rows, cols, data = ds.Rows, ds.Columns, ds.PixelData
+    if len(data) < rows * cols * 2:
+        return None  # truncated: let pydicom say so
+    raw = np.frombuffer(data, dtype="<i2" if signed == 1 else "<u2", count=rows * cols).reshape(rows, cols)
+    if signed != 1 and bits < 16:
+        raw = raw & np.uint16((1 << bits) - 1)  # as pydicom does: bits above BitsStored are not pixel data
+    return raw
+
+
+def is_12bit_fault(bits: int | None, signed: int | None, intercept: float) -> bool:
+    """The RSNA files that store signed 12-bit values as unsigned (BitsStored 12, PixelRepresentation 0,
+    RescaleIntercept > -100): air then reads as ~3096."""
+    return bits == 12 and signed == 0 and intercept > -100
 
 
 @_quiet_uids
@@ -171,8 +199,11 @@ def read_hu(path: str | os.PathLike) -> np.ndarray:
     _check_ct(ds, path)
     if "PixelData" not in ds:
         raise DicomError(f"{path}: no pixel data")
+    bits, signed = ds.get("BitsStored"), ds.get("PixelRepresentation")
     try:
-        raw = ds.pixel_array
+        raw = _native_pixels(ds, bits, signed)
+        if raw is None:
+            raw = ds.pixel_array
     except Exception as exc:
         raise DicomError(f"{path}: pixel data cannot be decoded, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
     if raw.ndim != 2:
@@ -182,8 +213,8 @@ def read_hu(path: str | os.PathLike) -> np.ndarray:
     intercept = _first(ds.get("RescaleIntercept"), 0.0)
     padding = ds.get("PixelPaddingValue")
     pad_mask = raw == padding if padding is not None else None
-    if is_12bit_fault(ds):
-        raw = raw.astype(np.int32) + 1000
+    if is_12bit_fault(bits, signed, intercept):
+        raw = raw.astype(np.int32) + 1000  # the usual fix: back to two's complement, intercept -1000
         raw[raw >= 4096] -= 4096
         intercept = -1000.0
 

@@ -148,6 +148,14 @@ def test_truncated_pixel_data(ct_file):
         read_hu(path)
 
 
+def test_truncated_to_the_first_tags(ct_file):
+    # the corrupt RSNA file: a preamble and a few tags, then nothing
+    path = ct_file(np.zeros((8, 8), np.uint16), name="ID_6431af929.dcm")
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DicomError, match="ID_6431af929.dcm.*truncated"):
+        read_hu(path)
+
+
 def test_no_pixel_data(ct_file):
     path = ct_file(np.zeros((4, 4), np.uint16), name="ID_header_only.dcm", pixel_data=False)
     with pytest.raises(DicomError, match="ID_header_only.dcm: no pixel data"):
