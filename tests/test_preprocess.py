@@ -1,0 +1,69 @@
+"""ichlib.preprocess: windows in closed form, the two stacks, their edges, resizing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ichlib.preprocess import (PAPER_WINDOWS, PRESETS, Window, adjacent_stack, resize, sigmoid_window,
+                               three_window, to_uint8, window)
+
+
+def test_window_closed_form():
+    hu = np.array([-1000, 0, 20, 40, 60, 80, 1000], np.float32)
+    np.testing.assert_allclose(window(hu, 40, 80), [0, 0, 0.25, 0.5, 0.75, 1, 1])
+    assert window(hu, 40, 80).dtype == np.float32
+
+
+def test_paper_presets_match_its_ranges():
+    # the paper's figures: brain 0..80, subdural -120..280, soft tissue 15..45
+    assert (PRESETS["brain"].low, PRESETS["brain"].high) == (0, 80)
+    assert (PRESETS["subdural"].low, PRESETS["subdural"].high) == (-120, 280)
+    assert (PRESETS["soft"].low, PRESETS["soft"].high) == (15, 45)
+    assert PAPER_WINDOWS == ("brain", "subdural", "soft")
+
+
+def test_bad_window_width():
+    with pytest.raises(ValueError, match="width"):
+        window(np.zeros(3), 40, 0)
+
+
+def test_sigmoid_window_hits_eps_at_the_edges_and_half_at_centre():
+    values = sigmoid_window(np.array([0, 40, 80], np.float32), 40, 80, eps=0.01)
+    np.testing.assert_allclose(values, [0.01, 0.5, 0.99], atol=1e-5)
+
+
+def test_three_window_channels():
+    hu = np.array([[30.0, 80.0]], np.float32)
+    stack = three_window(hu)
+    assert stack.shape == (1, 2, 3)
+    np.testing.assert_allclose(stack[0, 0], [30 / 80, 150 / 400, 0.5])
+    np.testing.assert_allclose(stack[0, 1], [1.0, 200 / 400, 1.0])
+    with pytest.raises(ValueError, match="unknown window preset 'lung'"):
+        three_window(hu, ("brain", "lung", "soft"))
+
+
+def test_adjacent_stack_order_and_edges():
+    prev, cur, nxt = (np.full((2, 2), v, np.float32) for v in (0, 40, 80))
+    stack = adjacent_stack(prev, cur, nxt)
+    np.testing.assert_allclose(stack[0, 0], [0, 0.5, 1])
+    first = adjacent_stack(None, cur, nxt)
+    np.testing.assert_allclose(first[0, 0], [0.5, 0.5, 1])
+    last = adjacent_stack(prev, cur, None, win=Window(40, 80))
+    np.testing.assert_allclose(last[0, 0], [0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="differ in shape"):
+        adjacent_stack(np.zeros((3, 3)), cur, nxt)
+
+
+def test_resize_area_average_and_constant():
+    image = np.zeros((8, 8), np.float32)
+    image[:4, :4] = 1.0
+    small = resize(image, 2)
+    np.testing.assert_allclose(small, [[1, 0], [0, 0]], atol=1e-6)
+    rgb = np.full((10, 10, 3), 0.25, np.float32)
+    assert resize(rgb, 7).shape == (7, 7, 3)
+    np.testing.assert_allclose(resize(rgb, 16), 0.25, atol=1e-6)
+
+
+def test_to_uint8():
+    np.testing.assert_array_equal(to_uint8(np.array([-1, 0, 0.5, 1, 2])), [0, 0, 128, 255, 255])
