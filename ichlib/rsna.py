@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,7 +24,6 @@ LABELS = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachno
 SUBTYPES = LABELS[1:]
 AIR_HU = -1000.0
 
-_ID_RE = re.compile(r"^ID_[0-9a-fA-F]+$")
 # Header tags the index needs; reading only these keeps the scan cheap.
 _INDEX_TAGS = [
     "SOPInstanceUID", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
@@ -329,7 +327,3 @@ def neighbours(index: pd.DataFrame) -> pd.DataFrame:
     nxt = by_series.shift(-1).fillna(ids)
     return pd.DataFrame({"prev": prev, "next": nxt}).reindex(index.index)
 
-
-def is_image_id(text: str) -> bool:
-    """True for an RSNA-style image ID, ``ID_<hex>``."""
-    return bool(_ID_RE.match(text))

@@ -88,7 +88,9 @@ class Head:
     def sulcal_field(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """A radial groove pattern: CSF where ``|s| < width`` and ``depth < s_depth``."""
         k1, a1, k2, p1, p2, k3, a3, k4, p3, p4, k5, p5 = self.sulci
-        s = (np.sin(F32(k1) * frame.phi + F32(a1) * np.sin(F32(k2) * frame.psi + F32(p1)) + F32(p2))
+        # The depth term bends each groove as it runs inwards, so sulci are not straight spokes.
+        s = (np.sin(F32(k1) * frame.phi + F32(a1) * np.sin(F32(k2) * frame.psi + F32(p1)) + F32(p2)
+                    + F32(0.35) * np.sin(frame.depth * F32(0.4) + F32(p1)))
              + F32(0.6) * np.sin(F32(k3) * frame.psi + F32(a3) * np.sin(F32(k4) * frame.phi + F32(p3)) + F32(p4)))
         s_depth = F32(5) + F32(10) * (F32(0.5) + F32(0.5) * np.sin(F32(k5) * frame.phi + F32(p5) + frame.psi))
         return s, s_depth

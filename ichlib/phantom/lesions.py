@@ -155,7 +155,7 @@ class Intraparenchymal(Lesion):
         centre = tuple(float(v) for v in centre)
         return cls("intraparenchymal", _blood_hu(rng), centre[2], radius * z_scale * 1.4 + 6,
                    Push(centre, radius, 0.3), centre, radius, z_scale,
-                   tuple(rng.uniform(0, 2 * np.pi, 3)) + tuple(rng.uniform(0.05, 0.18, 3)),
+                   tuple(rng.uniform(0, 2 * np.pi, 3)) + (rng.uniform(0.05, 0.15), rng.uniform(0.05, 0.15), rng.uniform(0.02, 0.06)),
                    rng.uniform(2, 6), rng.uniform(12, 22))
 
     def _shape(self, frame: Frame) -> np.ndarray:
@@ -167,7 +167,7 @@ class Intraparenchymal(Lesion):
         p1, p2, p3, a1, a2, a3 = self.lobes
         # An irregular outline: the radius wobbles with direction.
         r = F32(self.radius) * (F32(1) + F32(a1) * np.sin(3 * az + F32(p1)) + F32(a2) * np.sin(2 * el + F32(p2))
-                                + F32(a3) * np.sin(5 * az + 2 * el + F32(p3)))
+                                + F32(a3) * np.sin(4 * az + 2 * el + F32(p3)))
         return d / r
 
     def paint(self, head, frame, tissue):
