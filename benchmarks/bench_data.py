@@ -5,7 +5,9 @@
 Measures, on the same files:
 - ``read_hu`` against a bare ``pydicom.dcmread(path).pixel_array`` (images/s, and their ratio);
 - ``index_dicoms`` with 1 and 2 workers (files/s);
-- cohort generation (images/s, and the wall time of the whole 40-study cohort).
+- cohort generation (images/s, and the wall time of the whole 40-study cohort);
+- preprocessing, DICOM to the 3-window 128 px uint8 array, against the bare decode (images/s);
+- the preprocessed-array cache build with 1 and 2 workers (images/s).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import pydicom
 
+from ichlib.cache import build_cache
 from ichlib.phantom import make_cohort
+from ichlib.preprocess import resize, three_window, to_uint8
 from ichlib.rsna import index_dicoms, lenient_uids, read_hu
 
 
@@ -39,6 +43,10 @@ def rates(funcs, items, repeat=5):
 def bare(path):
     with lenient_uids():
         return pydicom.dcmread(path).pixel_array
+
+
+def preprocessed(path):
+    return to_uint8(resize(three_window(read_hu(path)), 128))
 
 
 def main() -> None:
@@ -63,14 +71,20 @@ def main() -> None:
         "cohort_seconds": round(cohort_s, 1),
         "cohort_images_per_s": round(manifest["n_images"] / cohort_s, 1),
     }
-    bare_rate, hu_rate = rates([bare, read_hu], sample)
+    bare_rate, hu_rate, pre_rate = rates([bare, read_hu, preprocessed], sample)
     figures["pydicom_pixel_array_images_per_s"] = round(bare_rate, 1)
     figures["read_hu_images_per_s"] = round(hu_rate, 1)
+    figures["preprocess_3window_128px_images_per_s"] = round(pre_rate, 1)
+    figures["preprocess_speed_vs_bare"] = round(pre_rate / bare_rate, 3)
     figures["read_hu_cost_vs_bare"] = round(figures["pydicom_pixel_array_images_per_s"] / figures["read_hu_images_per_s"], 3)
     for workers in (1, 2):
         start = time.perf_counter()
         index_dicoms(out / "stage_2_train", workers=workers, progress=False)
         figures[f"index_{workers}_workers_files_per_s"] = round((len(paths) + len(failures)) / (time.perf_counter() - start), 1)
+    for workers in (1, 2):
+        start = time.perf_counter()
+        build_cache(index, out / f"cache{workers}", size=128, workers=workers, progress=False)
+        figures[f"cache_3window_128px_{workers}_workers_images_per_s"] = round(len(paths) / (time.perf_counter() - start), 1)
     print(json.dumps(figures, indent=2))
     Path("benchmarks/data.json").write_text(json.dumps(figures, indent=2))
     shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""The preprocessed-array cache: every slice of an index as a uint8 3-channel image, memory-mapped on disk.
+
+A cache folder holds::
+
+    images.u8      (n, size, size, 3) uint8, C order: open with :func:`load_cache` (a read-only memmap)
+    ids.txt        one image ID per row of images.u8
+    labels.npy     (n, 6) int8 in LABELS order, when labels were given
+    failures.csv   path,reason for each slice that could not be read (skipped, never fatal)
+    meta.json      mode, size, windows, n: what the cache was built with
+
+Work is done one series at a time, so the adjacent-slice stack reads each file once. The cache is written into
+``<folder>.part`` and renamed when complete: an interrupted build never passes for a finished one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .preprocess import PAPER_WINDOWS, adjacent_stack, resize, three_window, to_uint8
+from .rsna import LABELS, DicomError, read_hu
+
+MODES = ("three_window", "adjacent")
+
+
+@dataclass
+class Cache:
+    """A loaded cache: ``images[i]`` is the slice ``ids[i]``."""
+
+    images: np.ndarray            # (n, size, size, 3) uint8 memmap
+    ids: list[str]
+    labels: np.ndarray | None     # (n, 6) int8
+    failures: list[tuple[str, str]]
+    meta: dict
+
+
+def _series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tuple[list, list]:
+    """Preprocess one series (paths ordered by z); return ([(row, image)], [(path, reason)])."""
+    slices, failures = [], []
+    for path in paths:
+        try:
+            slices.append(read_hu(path))
+        except (DicomError, OSError) as exc:
+            slices.append(None)
+            failures.append((path, str(exc)))
+    done = []
+    readable = [i for i, s in enumerate(slices) if s is not None]
+    for pos, i in enumerate(readable):
+        if mode == "three_window":
+            image = three_window(slices[i], windows)
+        else:  # neighbours among the readable slices; an unreadable one is skipped over, as at a series end
+            prev = slices[readable[pos - 1]] if pos > 0 else None
+            nxt = slices[readable[pos + 1]] if pos + 1 < len(readable) else None
+            if prev is not None and prev.shape != slices[i].shape:
+                prev = None
+            if nxt is not None and nxt.shape != slices[i].shape:
+                nxt = None
+            image = adjacent_stack(prev, slices[i], nxt, windows[0])
+        done.append((i, to_uint8(resize(image, size))))
+    return done, failures
+
+
+def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "three_window", size: int = 128,
+                windows: tuple = PAPER_WINDOWS, labels: pd.DataFrame | None = None, workers: int | None = None,
+                progress: bool = True) -> Cache:
+    """Preprocess every slice of ``index`` (from :func:`ichlib.rsna.index_dicoms`) into a cache folder.
+
+    Args:
+        index: needs ``series``, ``z`` and ``path``, indexed by image ID.
+        out_dir: the cache folder (replaced if it exists).
+        mode: ``"three_window"`` (one slice, three windows) or ``"adjacent"`` (previous / current / next slice
+            in ``windows[0]``).
+        size: output rows = columns.
+        windows: preset names or (center, width) pairs.
+        labels: from :func:`ichlib.rsna.read_labels`; its rows for the cached IDs are stored alongside.
+        workers: processes (default: CPU count).
+        progress: show a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an integer >= 8, got {size!r}")
+    out = Path(out_dir)
+    part = out.with_name(out.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+
+    ordered = index.sort_values(["series", "z"], kind="stable")
+    groups = [g for _, g in ordered.groupby("series", sort=False)]
+    ids = [image_id for g in groups for image_id in g.index]
+    row_of = {image_id: i for i, image_id in enumerate(ids)}
+    images = np.memmap(part / "images.u8", mode="w+", dtype=np.uint8, shape=(max(len(ids), 1), size, size, 3))
+    good = np.zeros(len(ids), bool)
+    failures: list[tuple[str, str]] = []
+    jobs = [(g.path.tolist(), mode, size, tuple(windows)) for g in groups]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    bar = dict(total=len(jobs), desc=f"cache {mode} {size}px", unit="series", disable=not progress)
+    if workers == 1:
+        results = (_series_images(*job) for job in jobs)
+    else:
+        pool = ProcessPoolExecutor(workers)
+        results = pool.map(_series_images, *zip(*jobs)) if jobs else iter(())
+    try:
+        for group, (done, bad) in tqdm(zip(groups, results), **bar):
+            for i, image in done:
+                row = row_of[group.index[i]]
+                images[row] = image
+                good[row] = True
+            failures += bad
+    finally:
+        if workers > 1:
+            pool.shutdown()
+
+    # Keep only the rows that were read: compact the memmap in place, in order.
+    keep = np.flatnonzero(good)
+    for new, old in enumerate(keep):
+        if new != old:
+            images[new] = images[old]
+    images.flush()
+    del images
+    kept_ids = [ids[i] for i in keep]
+    with open(part / "images.u8", "r+b") as fh:
+        fh.truncate(len(kept_ids) * size * size * 3)
+    (part / "ids.txt").write_text("\n".join(kept_ids) + ("\n" if kept_ids else ""))
+    if labels is not None:
+        missing = [i for i in kept_ids if i not in labels.index]
+        if missing:
+            raise ValueError(f"{len(missing)} cached images have no labels, e.g. {missing[0]}")
+        np.save(part / "labels.npy", labels.loc[kept_ids, list(LABELS)].to_numpy(np.int8))
+    with open(part / "failures.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows(failures)
+    meta = dict(mode=mode, size=size, windows=[w if isinstance(w, str) else list(w) for w in windows],
+                n=len(kept_ids), skipped=len(failures))
+    (part / "meta.json").write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(part, out)
+    return load_cache(out)
+
+
+def load_cache(folder: str | os.PathLike) -> Cache:
+    """Open a cache folder written by :func:`build_cache` (images memory-mapped, read-only)."""
+    folder = Path(folder)
+    if not (folder / "meta.json").exists():
+        raise FileNotFoundError(f"{folder}: not a finished cache (no meta.json)")
+    ids = (folder / "ids.txt").read_text().split()
+    labels = np.load(folder / "labels.npy") if (folder / "labels.npy").exists() else None
+    with open(folder / "failures.csv", newline="") as fh:
+        failures = [tuple(row) for row in list(csv.reader(fh))[1:]]
+    meta = json.loads((folder / "meta.json").read_text())
+    size = meta["size"]
+    images = (np.memmap(folder / "images.u8", mode="r", dtype=np.uint8, shape=(len(ids), size, size, 3))
+              if ids else np.zeros((0, size, size, 3), np.uint8))
+    return Cache(images, ids, labels, failures, meta)

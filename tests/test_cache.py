@@ -1,0 +1,73 @@
+"""ichlib.cache: round trip, both modes, bad files skipped and listed, an unfinished build never loads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ichlib.cache import build_cache, load_cache
+from ichlib.preprocess import adjacent_stack, resize, three_window, to_uint8
+from ichlib.rsna import index_dicoms, read_hu, read_labels
+
+from .conftest import write_dicom
+
+
+@pytest.fixture
+def folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for s in range(3):
+        for k in range(4):
+            image_id = f"ID_{s:02x}{k:07x}"
+            stored = rng.integers(900, 1200, (32, 32)).astype(np.uint16)
+            write_dicom(tmp_path / f"{image_id}.dcm", stored, image_id=image_id, series=f"ID_series{s}", z=5.0 * (3 - k))
+    bad = tmp_path / "ID_000000002.dcm"  # series 0, a middle slice: its header reads, its pixel data is cut short
+    bad.write_bytes(bad.read_bytes()[:-1000])
+    lines = ["ID,Label"] + [f"ID_{s:02x}{k:07x}_{name},{int(k == 1)}" for s in range(3) for k in range(4)
+                            for name in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid",
+                                         "subdural", "any")]
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_three_window_round_trip_skips_bad_files(folder, tmp_path, workers):
+    index, _ = index_dicoms(folder, workers=1, progress=False)
+    labels = read_labels(folder / "labels.csv")
+    cache = build_cache(index, tmp_path / "cache", size=16, labels=labels, workers=workers, progress=False)
+    assert len(cache.ids) == 11 and cache.images.shape == (11, 16, 16, 3)
+    assert [p.endswith("ID_000000002.dcm") for p, _ in cache.failures] == [True]
+    for i, image_id in enumerate(cache.ids):
+        expected = to_uint8(resize(three_window(read_hu(index.loc[image_id, "path"])), 16))
+        np.testing.assert_array_equal(cache.images[i], expected)
+        np.testing.assert_array_equal(cache.labels[i], labels.loc[image_id].to_numpy())
+    again = load_cache(tmp_path / "cache")
+    assert again.ids == cache.ids and again.meta["skipped"] == 1
+
+
+def test_adjacent_mode_uses_neighbours_by_z_and_steps_over_bad_slices(folder, tmp_path):
+    index, _ = index_dicoms(folder, workers=1, progress=False)
+    cache = build_cache(index, tmp_path / "adj", mode="adjacent", size=32, windows=("brain",), workers=1,
+                        progress=False)
+    series = index[index.series == "ID_series1"].sort_values("z")
+    hu = [read_hu(p) for p in series.path]
+    middle = cache.ids.index(series.index[1])
+    np.testing.assert_array_equal(cache.images[middle], to_uint8(adjacent_stack(hu[0], hu[1], hu[2])))
+    bottom = cache.ids.index(series.index[0])
+    np.testing.assert_array_equal(cache.images[bottom], to_uint8(adjacent_stack(None, hu[0], hu[1])))
+    # series 0 lost its slice at z = 5: the slices either side of it now neighbour each other
+    s0 = index[index.series == "ID_series0"].sort_values("z")
+    assert s0.index[1] == "ID_000000002" and "ID_000000002" not in cache.ids
+    hu0 = {i: read_hu(p) for i, p in s0.path.items() if i != "ID_000000002"}
+    np.testing.assert_array_equal(cache.images[cache.ids.index(s0.index[2])],
+                                  to_uint8(adjacent_stack(hu0[s0.index[0]], hu0[s0.index[2]], hu0[s0.index[3]])))
+
+
+def test_bad_arguments_and_unfinished_cache(folder, tmp_path):
+    index, _ = index_dicoms(folder, workers=1, progress=False)
+    with pytest.raises(ValueError, match="mode 'asip'"):
+        build_cache(index, tmp_path / "x", mode="asip")
+    with pytest.raises(ValueError, match="size"):
+        build_cache(index, tmp_path / "x", size=2)
+    (tmp_path / "half").mkdir()
+    with pytest.raises(FileNotFoundError, match="half"):
+        load_cache(tmp_path / "half")
