@@ -217,7 +217,7 @@ def test_index_reads_headers_orders_by_z_and_lists_failures(tmp_path):
     assert [p for p, _ in failures] == [str(tmp_path / "ID_6431af929.dcm")]
     assert "ID_6431af929.dcm" in failures[0][1]
     assert {"patient", "study", "series", "z", "rows", "columns", "path", "rank"} <= set(index.columns)
-    for series, group in index.groupby("series"):
+    for _, group in index.groupby("series"):
         assert group.sort_values("z")["rank"].tolist() == list(range(len(group)))
     assert index.loc[written[0][0], "z"] == written[0][2]
 
@@ -239,7 +239,7 @@ def test_neighbours_repeat_the_slice_at_series_ends(tmp_path):
     _series(tmp_path, n_series=2, per_series=3, bad=False)
     index, _ = index_dicoms(tmp_path, workers=1, progress=False)
     near = neighbours(index)
-    for series, group in index.groupby("series"):
+    for _, group in index.groupby("series"):
         ids = group.sort_values("z").index.tolist()
         assert near.loc[ids[0], "prev"] == ids[0] and near.loc[ids[-1], "next"] == ids[-1]
         assert near.loc[ids[1], "prev"] == ids[0] and near.loc[ids[1], "next"] == ids[2]
