@@ -6,8 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STUDIES ?= 40
 SEED ?= 0
+MATRIX ?= 512
+PROFILE ?= cpu
 
-.PHONY: setup test cohort bench clean
+.PHONY: setup test book lab kernel cohort bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,11 +22,23 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest
 
+# The whole book: the cohort, every chapter executed by papermill on $(PROFILE), then jupyter-book build -W.
+book: setup
+	$(PY) -m ichlib book --profile $(PROFILE)
+
+kernel: setup
+	$(PY) -m ichlib kernel
+
+# JupyterLab on the chapter sources, with the project's kernel (outputs are not committed: clear them before saving).
+lab: kernel
+	$(VENV)/bin/jupyter lab notebooks/
+
+# The phantom alone, where the book looks for it (make book makes it too).
 cohort: setup
-	$(PY) -m ichlib cohort --out data/phantom --studies $(STUDIES) --seed $(SEED)
+	$(PY) -m ichlib cohort --out data/phantom/studies$(STUDIES)_seed$(SEED)_matrix$(MATRIX) --studies $(STUDIES) --seed $(SEED) --matrix $(MATRIX)
 
 bench: setup
 	$(PY) benchmarks/bench_data.py
 
 clean:
-	rm -rf _build .pytest_cache
+	rm -rf _build .pytest_cache book/chapters book/generated

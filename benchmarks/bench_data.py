@@ -46,7 +46,7 @@ def bare(path):
 
 
 def preprocessed(path):
-    return to_uint8(resize(three_window(read_hu(path)), 128))
+    return to_uint8(three_window(resize(read_hu(path, shrink_to=128), 128)))
 
 
 def main() -> None:

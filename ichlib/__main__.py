@@ -1,4 +1,4 @@
-"""One command line for the project: ``python -m ichlib cohort ...`` (``book`` and ``app`` join it later)."""
+"""One command line for the project: ``python -m ichlib cohort | book | kernel`` (``app`` joins it later)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,39 @@ def _cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .book import ChapterError, ParameterError, run
+
+    overrides = {}
+    if args.params:
+        loaded = yaml.safe_load(open(args.params)) or {}
+        if not isinstance(loaded, dict):
+            print(f"error: {args.params}: expected a mapping of parameter names to values", file=sys.stderr)
+            return 2
+        overrides.update(loaded)
+    for key, text in args.p or []:
+        overrides[key] = yaml.safe_load(text)  # 96 -> int, 0.5 -> float, true -> bool, text -> str
+    try:
+        run(args.profile, args.only, overrides, build_html=not args.no_build)
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ChapterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _kernel(args: argparse.Namespace) -> int:
+    from .book import KERNEL, ensure_kernel
+
+    ensure_kernel()
+    print(f"Jupyter kernel {KERNEL!r} -> {sys.executable}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ichlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -35,6 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     cohort.add_argument("--quiet", action="store_true", help="no progress bar")
     cohort.set_defaults(run=_cohort)
+
+    book = sub.add_parser("book", help="execute the chapters with papermill and build the book")
+    book.add_argument("--profile", default="cpu", help="smoke, cpu or gpu (profiles.yml; default cpu)")
+    book.add_argument("--only", action="append", metavar="CHAPTER",
+                      help="run this chapter alone (repeatable); others keep their last executed copy")
+    book.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override one parameter")
+    book.add_argument("--params", metavar="FILE.yaml", help="override parameters from a YAML mapping")
+    book.add_argument("--no-build", action="store_true", help="execute the chapters but do not build the HTML")
+    book.set_defaults(run=_book)
+
+    kernel = sub.add_parser("kernel", help="register this environment as the 'ichbook' Jupyter kernel")
+    kernel.set_defaults(run=_kernel)
     return parser
 
 

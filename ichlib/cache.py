@@ -41,13 +41,21 @@ class Cache:
     failures: list[tuple[str, str]]
     meta: dict
 
+    def summary(self) -> dict:
+        """What a reader wants to know about a cache, in one row."""
+        return {"mode": self.meta["mode"], "images": len(self.ids), "shape": "x".join(map(str, self.images.shape[1:])),
+                "MB on disk": round(self.images.nbytes / 2**20, 1), "skipped": self.meta["skipped"]}
+
+    def image(self, image_id: str) -> np.ndarray:
+        return self.images[self.ids.index(image_id)]
+
 
 def _series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tuple[list, list]:
     """Preprocess one series (paths ordered by z); return ([(row, image)], [(path, reason)])."""
     slices, failures = [], []
     for path in paths:
         try:
-            slices.append(read_hu(path))
+            slices.append(resize(read_hu(path, shrink_to=size), size))  # shrink, then window: see preprocess
         except (DicomError, OSError) as exc:
             slices.append(None)
             failures.append((path, str(exc)))
@@ -59,12 +67,8 @@ def _series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tu
         else:  # neighbours among the readable slices; an unreadable one is skipped over, as at a series end
             prev = slices[readable[pos - 1]] if pos > 0 else None
             nxt = slices[readable[pos + 1]] if pos + 1 < len(readable) else None
-            if prev is not None and prev.shape != slices[i].shape:
-                prev = None
-            if nxt is not None and nxt.shape != slices[i].shape:
-                nxt = None
             image = adjacent_stack(prev, slices[i], nxt, windows[0])
-        done.append((i, to_uint8(resize(image, size))))
+        done.append((i, to_uint8(image)))
     return done, failures
 
 

@@ -5,6 +5,10 @@
   (the current slice stands in for a missing neighbour at either end of a series).
 
 Windowing clips HU to ``[center - width/2, center + width/2]`` and scales that range to ``[0, 1]``.
+
+Order: a slice is first shrunk to the network's size by averaging HU over each output pixel's area (what a
+coarser reconstruction would have measured), then windowed. Windowing first and averaging after would differ only
+where a pixel straddles a window's edge (the skull's rim), and would cost the windowing at full size.
 """
 
 from __future__ import annotations
@@ -98,11 +102,24 @@ def adjacent_stack(previous: np.ndarray | None, current: np.ndarray, following: 
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize (rows, cols[, channels]) float32 to (size, size[, channels]); area-averaging when shrinking."""
+    """Resize (rows, cols[, channels]) float32 to (size, size[, channels]); area-averaging when shrinking.
+
+    Shrinking by a power of two (512 -> 128) sums neighbouring pixels pairwise, which is exact area averaging and
+    several times faster than a general resampler; other sizes go through Pillow's box (shrink) or bilinear
+    (enlarge) filter.
+    """
     image = np.asarray(image, np.float32)
-    if image.shape[:2] == (size, size):
+    rows, cols = image.shape[:2]
+    if (rows, cols) == (size, size):
         return image
-    method = Image.Resampling.BOX if min(image.shape[:2]) > size else Image.Resampling.BILINEAR
+    factor = rows // size
+    if rows == cols and rows == factor * size and factor & (factor - 1) == 0:
+        while image.shape[0] > size:
+            image = image[0::2] + image[1::2]
+            image = image[:, 0::2] + image[:, 1::2]
+        image *= np.float32(1 / (factor * factor))
+        return image
+    method = Image.Resampling.BOX if min(rows, cols) > size else Image.Resampling.BILINEAR
     planes = image[..., None] if image.ndim == 2 else image
     out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize((size, size), method))
                     for c in range(planes.shape[-1])], axis=-1)
@@ -111,4 +128,6 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """[0, 1] floats to uint8 (rounded), the cache's compact form."""
-    return np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    scaled = np.clip(image, 0, 1) * np.float32(255)
+    scaled += np.float32(0.5)  # round half up, then truncate
+    return scaled.astype(np.uint8)

@@ -175,7 +175,7 @@ def is_12bit_fault(bits: int | None, signed: int | None, intercept: float) -> bo
 
 
 @_quiet_uids
-def read_hu(path: str | os.PathLike) -> np.ndarray:
+def read_hu(path: str | os.PathLike, shrink_to: int | None = None) -> np.ndarray:
     """Read one CT slice in Hounsfield units.
 
     Applies RescaleSlope / RescaleIntercept (first value where multi-valued), fixes the RSNA 12-bit unsigned
@@ -184,9 +184,13 @@ def read_hu(path: str | os.PathLike) -> np.ndarray:
 
     Args:
         path: a DICOM file.
+        shrink_to: a hint for readers that want a smaller image: when the slice is square and its side is
+            ``shrink_to`` times a power of two (512 -> 256, 128, 64 ...), each block is averaged (exact area
+            averaging, done before scaling, so full-size floats are never made). Any other size comes back
+            whole, for the caller to resize.
 
     Returns:
-        float32 array (rows x columns) in HU.
+        float32 array (rows x columns, or shrink_to x shrink_to) in HU.
 
     Raises:
         DicomError: naming the file, when it is not DICOM, is truncated, has no pixel data, is not CT, is not a
@@ -216,13 +220,22 @@ def read_hu(path: str | os.PathLike) -> np.ndarray:
         raw[raw >= 4096] -= 4096
         intercept = -1000.0
 
-    hu = raw.astype(np.float32)
+    if pad_mask is not None:  # padding becomes air before any averaging
+        raw = np.where(pad_mask, np.float32((AIR_HU - intercept) / slope), raw)
+    factor = raw.shape[0] // shrink_to if shrink_to else 1
+    if factor > 1 and raw.shape == (shrink_to * factor,) * 2 and factor & (factor - 1) == 0:
+        hu = np.add(raw[0::2], raw[1::2], dtype=np.float32)  # the first halving also converts to float
+        hu = hu[:, 0::2] + hu[:, 1::2]
+        while hu.shape[0] > shrink_to:
+            hu = hu[0::2] + hu[1::2]
+            hu = hu[:, 0::2] + hu[:, 1::2]
+        slope /= factor * factor
+    else:
+        hu = raw.astype(np.float32)
     if slope != 1.0:
         hu *= np.float32(slope)
     if intercept != 0.0:
         hu += np.float32(intercept)
-    if pad_mask is not None:
-        hu[pad_mask] = AIR_HU
     return hu
 
 

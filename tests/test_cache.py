@@ -37,8 +37,9 @@ def test_three_window_round_trip_skips_bad_files(folder, tmp_path, workers):
     assert len(cache.ids) == 11 and cache.images.shape == (11, 16, 16, 3)
     assert [p.endswith("ID_000000002.dcm") for p, _ in cache.failures] == [True]
     for i, image_id in enumerate(cache.ids):
-        expected = to_uint8(resize(three_window(read_hu(index.loc[image_id, "path"])), 16))
-        np.testing.assert_array_equal(cache.images[i], expected)
+        expected = to_uint8(three_window(resize(read_hu(index.loc[image_id, "path"]), 16)))
+        # the cache shrinks on the stored integers (read_hu's shrink_to): equal up to float rounding
+        assert np.abs(cache.images[i].astype(int) - expected).max() <= 1
         np.testing.assert_array_equal(cache.labels[i], labels.loc[image_id].to_numpy())
     again = load_cache(tmp_path / "cache")
     assert again.ids == cache.ids and again.meta["skipped"] == 1

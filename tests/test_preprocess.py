@@ -67,3 +67,12 @@ def test_resize_area_average_and_constant():
 
 def test_to_uint8():
     np.testing.assert_array_equal(to_uint8(np.array([-1, 0, 0.5, 1, 2])), [0, 0, 128, 255, 255])
+
+
+def test_power_of_two_shrink_is_exact_area_average():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(64, 64)).astype(np.float32)
+    np.testing.assert_allclose(resize(image, 16), image.reshape(16, 4, 16, 4).mean(axis=(1, 3)), atol=1e-5)
+    np.testing.assert_allclose(resize(image, 32), image.reshape(32, 2, 32, 2).mean(axis=(1, 3)), atol=1e-5)
+    assert resize(image, 64) is not None and resize(image, 64).shape == (64, 64)
+    assert resize(image, 48).shape == (48, 48)  # not a power of two: Pillow's box filter

@@ -125,6 +125,27 @@ def test_read_hu_decodes_compressed(ct_file, tmp_path, syntax):
     np.testing.assert_array_equal(read_hu(compressed), stored.astype(np.float32) - 1024)
 
 
+@pytest.mark.parametrize("tags", [
+    dict(),                                                                     # unsigned, intercept -1024
+    dict(RescaleSlope=2, RescaleIntercept=-1000),
+    dict(BitsStored=12, PixelRepresentation=0, RescaleIntercept=0),             # the 12-bit fault
+])
+def test_shrink_to_is_the_area_average_of_the_full_slice(ct_file, tags):
+    rng = np.random.default_rng(1)
+    stored = rng.integers(0, 4000, (32, 32)).astype(np.uint16)
+    path = ct_file(stored, **tags)
+    full = read_hu(path)
+    np.testing.assert_allclose(read_hu(path, shrink_to=8), full.reshape(8, 4, 8, 4).mean(axis=(1, 3)), atol=1e-3)
+    assert read_hu(path, shrink_to=12).shape == (32, 32)  # not a power-of-two factor: the whole slice
+
+
+def test_shrink_to_turns_padding_into_air_first(ct_file):
+    stored = np.full((4, 4), 1054, np.int16)  # 30 HU
+    stored[:2, :2] = -2000
+    hu = read_hu(ct_file(stored, PixelPaddingValue=-2000), shrink_to=2)
+    np.testing.assert_allclose(hu, [[-1000, 30], [30, 30]])
+
+
 # ------------------------------------------------------------------------------------------------ bad files
 def test_not_dicom(tmp_path):
     path = tmp_path / "notes.dcm"

@@ -1,0 +1,249 @@
+"""The book runner: profiles, parameter checking, papermill execution in chapter order, timings, the build.
+
+    python -m ichlib book [--profile P] [--only CHAPTER] [-p KEY VALUE]... [--params FILE.yaml] [--no-build]
+
+- Chapters and their order come from ``_toc.yml``: an entry ``book/chapters/NAME`` is the executed copy of
+  ``notebooks/NAME.ipynb`` (sources stay without outputs; executed copies are git-ignored).
+- Every parameter is checked before anything runs: a name no chapter declares, or a value of another type than
+  the chapter's default, stops the run with a message naming it.
+- Each notebook runs under the ``ichbook`` kernel, registered from this environment; the first failing cell stops
+  the run with a non-zero exit that names the notebook and the cell (its partial copy is kept under data/book/).
+- Per-chapter seconds go to ``data/book/timings.json`` and to the appendix page; then ``jupyter-book build -W``.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from . import store
+
+KERNEL = "ichbook"
+EXECUTED = "book/chapters"
+
+
+class ParameterError(ValueError):
+    """A run parameter that no chapter declares, or of the wrong type."""
+
+
+class ChapterError(RuntimeError):
+    """A chapter notebook failed; names the notebook and the cell."""
+
+
+def project_root() -> Path:
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "_toc.yml").exists() else Path.cwd()
+
+
+@dataclass(frozen=True)
+class Chapter:
+    name: str
+    source: Path    # notebooks/NAME.ipynb
+    executed: Path  # book/chapters/NAME.ipynb
+
+
+def chapters(root: Path) -> list[Chapter]:
+    """The chapter notebooks in book order, read from ``_toc.yml``."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            entry = node.get("file")
+            if isinstance(entry, str) and entry.startswith(EXECUTED + "/"):
+                name = entry.split("/")[-1].removesuffix(".ipynb")
+                found.append(Chapter(name, root / "notebooks" / f"{name}.ipynb", root / EXECUTED / f"{name}.ipynb"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def notebook_parameters(path: Path) -> dict:
+    """Names and defaults of a notebook's ``parameters`` cell, which must hold literal assignments only."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
+    params = {}
+    for node in ast.parse(cells[0].source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ParameterError(f"{path}, parameters cell line {node.lineno}: only 'name = literal' is allowed")
+        try:
+            params[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ParameterError(f"{path}, parameters cell line {node.lineno}: "
+                                 f"{node.targets[0].id} is not a literal") from None
+    return params
+
+
+def load_profiles(path: Path) -> dict[str, dict]:
+    profiles = yaml.safe_load(path.read_text())
+    return {name: {k: v for k, v in values.items() if k != "description"} for name, values in profiles.items()}
+
+
+def _type_name(value) -> str:
+    return "number" if isinstance(value, float) else type(value).__name__
+
+
+def _fits(default, value) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if default is None:
+        return True
+    return isinstance(value, type(default))
+
+
+def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrides: dict) -> dict[str, dict]:
+    """Each chapter's parameters: its defaults, overridden by the profile, overridden by the run's own values.
+
+    Args:
+        declared: chapter name -> its parameters cell (name -> default).
+        profile_name: e.g. ``"cpu"``.
+        profile: that profile's values.
+        overrides: ``-p`` and ``--params`` values.
+
+    Raises:
+        ParameterError: naming every unknown parameter, or the first value of the wrong type.
+    """
+    known = {name for params in declared.values() for name in params}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; the chapters declare: {', '.join(sorted(known))}")
+    resolved = {}
+    for chapter, defaults in declared.items():
+        params = {}
+        for name, default in defaults.items():
+            value, origin = default, "default"
+            if name == "profile":
+                value, origin = profile_name, "profile"
+            elif name in overrides:
+                value, origin = overrides[name], "-p"
+            elif name in profile:
+                value, origin = profile[name], f"profile {profile_name}"
+            if not _fits(default, value):
+                raise ParameterError(f"parameter {name} ({origin}): expected {_type_name(default)}, "
+                                     f"got {value!r} ({_type_name(value)}) in chapter {chapter}")
+            params[name] = value
+        resolved[chapter] = params
+    return resolved
+
+
+def ensure_kernel() -> None:
+    """Register this environment's Python as the ``ichbook`` Jupyter kernel, unless it already is."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        if KernelSpecManager().get_kernel_spec(KERNEL).argv[0] == sys.executable:
+            return
+    except NoSuchKernel:
+        pass
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
+                    "--display-name", "Python (ichbook)"], check=True, capture_output=True)
+
+
+def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
+    """Execute one chapter with papermill; return its seconds. The executed copy replaces the old one on success."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    chapter.executed.parent.mkdir(parents=True, exist_ok=True)
+    scratch = store.data_root() / "book" / "runs" / f"{chapter.name}.ipynb"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(chapter.source), str(scratch), parameters=params, kernel_name=KERNEL,
+                                   cwd=str(root / "notebooks"), progress_bar=False, log_output=False)
+    except PapermillExecutionError as exc:
+        # Count cells as the source notebook has them (from 1), without the cell papermill injected.
+        import nbformat
+
+        ran = nbformat.read(scratch, as_version=4).cells[: exc.cell_index]
+        number = exc.cell_index + 1 - sum("injected-parameters" in c.metadata.get("tags", []) for c in ran)
+        first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
+        raise ChapterError(f"{chapter.source.relative_to(root)} failed in cell {number} ({first_line!r}): "
+                           f"{exc.ename}: {exc.evalue}\npartial output: {scratch}") from None
+    seconds = time.perf_counter() - start
+    scratch.replace(chapter.executed)
+    return seconds
+
+
+def timings_table(timings: dict, order: list[str]) -> str:
+    rows = ["| chapter | profile | seconds | finished (UTC) |", "| --- | --- | ---: | --- |"]
+    for name in order:
+        if name in timings:
+            t = timings[name]
+            rows.append(f"| {name} | {t['profile']} | {t['seconds']:.1f} | {t['finished']} |")
+    total = sum(timings[n]["seconds"] for n in order if n in timings)
+    rows.append(f"| **all chapters** | | **{total:.1f}** | |")
+    return "\n".join(rows) + "\n"
+
+
+def build(root: Path) -> None:
+    """``jupyter-book build -W``: any warning fails the build."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(exe), "build", str(root), "-W", "--keep-going"], cwd=root, text=True,
+                            capture_output=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-6000:] + result.stderr[-6000:])
+        raise ChapterError(f"jupyter-book build failed (exit {result.returncode}); see the log above")
+
+
+def run(profile: str = "cpu", only: list[str] | None = None, overrides: dict | None = None,
+        root: Path | None = None, build_html: bool = True, log=print) -> dict:
+    """Check parameters, prepare the data, execute the chapters in order, record timings, build the book."""
+    root = root or project_root()
+    profiles = load_profiles(root / "profiles.yml")
+    if profile not in profiles:
+        raise ParameterError(f"unknown profile {profile!r}; profiles.yml has: {', '.join(profiles)}")
+    book = chapters(root)
+    names = [c.name for c in book]
+    for name in only or []:
+        if name not in names:
+            raise ParameterError(f"unknown chapter {name!r}; _toc.yml has: {', '.join(names)}")
+    declared = {c.name: notebook_parameters(c.source) for c in book}
+    params = resolve(declared, profile, profiles[profile], overrides or {})
+
+    selected = [c for c in book if not only or c.name in only or not c.executed.exists()]
+    ensure_kernel()
+    settings = {**profiles[profile], **(overrides or {})}
+    if not settings.get("data_dir"):  # the phantom first, with its own progress bar, so chapters find it made
+        log(f"cohort: {settings.get('studies')} studies, seed {settings.get('seed')}, {settings.get('matrix')} px")
+        store.source("", settings["studies"], settings["seed"], settings["matrix"], settings.get("workers"))
+
+    timing_file = store.data_root() / "book" / "timings.json"
+    timings = json.loads(timing_file.read_text()) if timing_file.exists() else {}
+    for chapter in selected:
+        log(f"running {chapter.name} ({profile})")
+        seconds = run_chapter(chapter, params[chapter.name], root)
+        timings[chapter.name] = dict(profile=profile, seconds=round(seconds, 1),
+                                     finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"))
+        timing_file.parent.mkdir(parents=True, exist_ok=True)
+        timing_file.write_text(json.dumps(timings, indent=1))
+        log(f"  {chapter.name}: {seconds:.1f} s")
+    table = timings_table(timings, names)
+    generated = root / "book" / "generated"
+    generated.mkdir(parents=True, exist_ok=True)
+    (generated / "timings.md").write_text(table)
+    if build_html:
+        log("building the book (jupyter-book build -W)")
+        build(root)
+        log(f"book: {root / '_build' / 'html' / 'index.html'}")
+    log("\n" + table)
+    return timings

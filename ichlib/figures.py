@@ -1,0 +1,104 @@
+"""The book's figures, drawn from data: each function takes arrays or tables and returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .preprocess import PRESETS, adjacent_stack, three_window, window
+
+BLOOD = "#e8432e"
+
+
+def show_ct(ax, hu: np.ndarray, win: str = "brain", mask: np.ndarray | None = None, title: str = "") -> None:
+    """A slice in a window, with the true mask outlined when there is one."""
+    w = PRESETS[win]
+    ax.imshow(window(hu, w.center, w.width), cmap="gray", vmin=0, vmax=1)
+    if mask is not None and mask.any():
+        ax.contour(mask, levels=[0.5], colors=BLOOD, linewidths=0.8)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def gallery(items: list[dict], win: str = "brain") -> plt.Figure:
+    """One panel per example (``subtype``, ``id``, ``hu``, ``mask``), brain window, true mask in red."""
+    fig, axes = plt.subplots(1, len(items), figsize=(2.8 * len(items), 3.1), squeeze=False)
+    for ax, item in zip(axes[0], items):
+        show_ct(ax, item["hu"], win, item.get("mask"), f"{item['subtype']}\n{item['id']}")
+    fig.tight_layout()
+    return fig
+
+
+def label_bars(distribution: pd.DataFrame) -> plt.Figure:
+    """Share of images per class: ours beside the paper's Table 1."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    distribution[["share %", "paper share %"]].rename(
+        columns={"share %": "this data", "paper share %": "paper (real RSNA subset)"}).plot.bar(ax=ax)
+    ax.set_ylabel("% of images")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def windows_figure(hu: np.ndarray, windows=("brain", "subdural", "soft"), mask: np.ndarray | None = None) -> plt.Figure:
+    """HU histogram with each window's range, the slice through each window, and the three as one RGB image."""
+    fig = plt.figure(figsize=(12, 3.3))
+    grid = fig.add_gridspec(1, len(windows) + 2, width_ratios=[1.6] + [1] * (len(windows) + 1))
+    ax = fig.add_subplot(grid[0])
+    values = hu[(hu > -200) & (hu < 300)]
+    ax.hist(values.ravel(), bins=250, color="0.4", log=True)
+    colours = ["tab:red", "tab:green", "tab:blue"]
+    for name, colour in zip(windows, colours):
+        w = PRESETS[name]
+        ax.axvspan(w.low, w.high, color=colour, alpha=0.15, label=f"{name} {w.center:g}/{w.width:g}")
+    ax.set_xlabel("HU")
+    ax.set_ylabel("pixels (log)")
+    ax.legend(fontsize=7, loc="upper left")
+    for i, name in enumerate(windows):
+        show_ct(fig.add_subplot(grid[i + 1]), hu, name, mask, name)
+    rgb = fig.add_subplot(grid[-1])
+    rgb.imshow(three_window(hu, windows))
+    rgb.set_title("stacked as RGB", fontsize=9)
+    rgb.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def adjacent_figure(previous: np.ndarray, current: np.ndarray, following: np.ndarray,
+                    mask: np.ndarray | None = None) -> plt.Figure:
+    """Previous, current and next slice in the brain window, and the three as one RGB image."""
+    fig, axes = plt.subplots(1, 4, figsize=(11, 3.1))
+    for ax, hu, title in zip(axes, (previous, current, following), ("previous", "current", "next")):
+        show_ct(ax, hu, "brain", mask if title == "current" else None, title)
+    axes[3].imshow(adjacent_stack(previous, current, following))
+    axes[3].set_title("stacked as RGB", fontsize=9)
+    axes[3].axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def contrast_figure(contrast: pd.DataFrame) -> plt.Figure:
+    """Blood-minus-brain contrast per subtype under each window (a table from describe.window_contrast)."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    contrast["contrast"].plot.bar(ax=ax)
+    ax.legend(title="window", fontsize=8)
+    ax.set_ylabel("blood - brain (window units)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=30)
+    ax.axhline(0, color="k", linewidth=0.5)
+    fig.tight_layout()
+    return fig
+
+
+def cache_samples(caches: dict, items: list[dict]) -> plt.Figure:
+    """What the network will see: each cache's stored image of each example (rows: caches; columns: examples)."""
+    fig, axes = plt.subplots(len(caches), len(items), figsize=(2.4 * len(items), 2.5 * len(caches)), squeeze=False)
+    for row, (name, cache) in zip(axes, caches.items()):
+        for ax, item in zip(row, items):
+            ax.imshow(cache.image(item["id"]))
+            ax.set_title(f"{name}\n{item['subtype']}", fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

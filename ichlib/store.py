@@ -1,0 +1,98 @@
+"""What the chapters make, kept under ``data/`` in folders named by the parameters it depends on.
+
+A chapter talks to the one before it only through these folders, so any chapter can be re-run alone: asking
+for a thing that exists returns it, asking with a changed parameter makes a new folder and leaves the others.
+
+    data/phantom/studies40_seed0_matrix512/      the cohort (ichlib.phantom)
+    data/index/<source>/                         index.csv, failures.csv (ichlib.rsna.index_dicoms)
+    data/cache/<source>/three_window_128px_brain-subdural-soft/   (ichlib.cache)
+
+``<source>`` names the data: the phantom's folder name, or ``rsna-<hash of the path>`` for a real download.
+``ICHBOOK_DATA`` moves the whole tree elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .cache import Cache, build_cache, load_cache
+from .phantom import make_cohort
+from .preprocess import PAPER_WINDOWS
+from .rsna import index_dicoms, read_labels
+
+
+def data_root() -> Path:
+    """``$ICHBOOK_DATA``, else the project's ``data/`` (beside the package in a checkout), else ``./data``."""
+    if os.environ.get("ICHBOOK_DATA"):
+        return Path(os.environ["ICHBOOK_DATA"])
+    here = Path(__file__).resolve().parents[1]
+    return here / "data" if (here / "pyproject.toml").exists() else Path.cwd() / "data"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One data set in the RSNA layout."""
+
+    folder: Path
+    key: str
+    phantom: bool
+
+    @property
+    def labels_csv(self) -> Path:
+        return self.folder / "stage_2_train.csv"
+
+    @property
+    def images(self) -> Path:
+        return self.folder / "stage_2_train"
+
+    def labels(self) -> pd.DataFrame:
+        return read_labels(self.labels_csv)
+
+
+def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 512, workers: int | None = None,
+           progress: bool = True) -> Source:
+    """The data a chapter works on: the real download at ``data_dir``, or the phantom cohort (made if missing)."""
+    if data_dir:
+        folder = Path(data_dir).expanduser().resolve()
+        for needed in (folder / "stage_2_train.csv", folder / "stage_2_train"):
+            if not needed.exists():
+                raise FileNotFoundError(f"data_dir {data_dir!r}: {needed} is missing (expected Kaggle's RSNA layout)")
+        digest = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
+        return Source(folder, f"rsna-{digest}", phantom=False)
+    key = f"studies{studies}_seed{seed}_matrix{matrix}"
+    folder = data_root() / "phantom" / key
+    if not (folder / "manifest.json").exists():
+        make_cohort(folder, studies, seed=seed, matrix=matrix, workers=workers, progress=progress)
+    return Source(folder, key, phantom=True)
+
+
+def index(src: Source, workers: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The header index of a source and the files that could not be read (scanned once, then kept)."""
+    folder = data_root() / "index" / src.key
+    if not (folder / "index.csv").exists():
+        table, failures = index_dicoms(src.images, workers=workers, progress=progress)
+        folder.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(failures, columns=["path", "reason"]).to_csv(folder / "failures.csv", index=False)
+        tmp = folder / "index.csv.part"
+        table.to_csv(tmp)
+        os.replace(tmp, folder / "index.csv")
+    table = pd.read_csv(folder / "index.csv", index_col="ID", dtype={"patient": str, "study": str, "series": str})
+    failures = pd.read_csv(folder / "failures.csv", dtype=str, keep_default_na=False)
+    return table, list(failures.itertuples(index=False, name=None))
+
+
+def cache(src: Source, mode: str = "three_window", size: int = 128, windows: tuple = PAPER_WINDOWS,
+          workers: int | None = None, progress: bool = True) -> Cache:
+    """The preprocessed arrays of a source (built once per mode, size and windows, then memory-mapped)."""
+    names = "-".join(w if isinstance(w, str) else f"{w[0]}_{w[1]}" for w in windows)
+    folder = data_root() / "cache" / src.key / f"{mode}_{size}px_{names}"
+    if (folder / "meta.json").exists():
+        return load_cache(folder)
+    table, _ = index(src, workers=workers, progress=progress)
+    return build_cache(table, folder, mode=mode, size=size, windows=tuple(windows), labels=src.labels(),
+                       workers=workers, progress=progress)

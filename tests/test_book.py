@@ -1,0 +1,139 @@
+"""ichlib.book: parameters checked before anything runs, failures named, and the whole book on the smoke profile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from ichlib.book import (ChapterError, ParameterError, chapters, notebook_parameters, project_root, resolve,
+                         run, timings_table)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_notebook(path: Path, parameters: str, body: list[str]) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in body]
+    nb.metadata["kernelspec"] = {"name": "ichbook", "display_name": "Python (ichbook)", "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def mini_book(tmp_path, monkeypatch):
+    """A two-chapter book in a temporary project, its data under tmp_path/data."""
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
+    (tmp_path / "_toc.yml").write_text(yaml.safe_dump({
+        "format": "jb-book", "root": "book/intro",
+        "chapters": [{"file": "book/chapters/01_ok"}, {"file": "book/chapters/02_fails"}]}))
+    (tmp_path / "profiles.yml").write_text(yaml.safe_dump({
+        "tiny": {"description": "test", "data_dir": "", "studies": 1, "seed": 0, "matrix": 32, "workers": 1}}))
+    params = 'profile = "cpu"\ndata_dir = ""\nstudies = 40\nseed = 0\nmatrix = 512\nworkers = 2\nrate = 0.5\n'
+    write_notebook(tmp_path / "notebooks" / "01_ok.ipynb", params, ["print(studies * 2, rate)"])
+    write_notebook(tmp_path / "notebooks" / "02_fails.ipynb", 'profile = "cpu"\nstudies = 40\n',
+                   ["x = 1", "raise RuntimeError('planted failure')", "print('never')"])
+    return tmp_path
+
+
+def test_chapters_follow_the_toc(mini_book):
+    assert [c.name for c in chapters(mini_book)] == ["01_ok", "02_fails"]
+    assert chapters(mini_book)[0].executed == mini_book / "book" / "chapters" / "01_ok.ipynb"
+
+
+def test_real_toc_lists_existing_notebooks():
+    found = chapters(ROOT)
+    assert found and all(c.source.exists() for c in found)
+    assert project_root() == ROOT
+
+
+def test_parameters_cell_must_be_literals(tmp_path):
+    good = write_notebook(tmp_path / "good.ipynb", 'a = 1\nb = "x"\nc = [1, 2]\nd = 0.5\ne = True', [])
+    assert notebook_parameters(good) == {"a": 1, "b": "x", "c": [1, 2], "d": 0.5, "e": True}
+    bad = write_notebook(tmp_path / "bad.ipynb", "import os\nn = os.cpu_count()", [])
+    with pytest.raises(ParameterError, match="line 1"):
+        notebook_parameters(bad)
+    computed = write_notebook(tmp_path / "computed.ipynb", "n = 2 * 3 + len('x')", [])
+    with pytest.raises(ParameterError, match="n is not a literal"):
+        notebook_parameters(computed)
+
+
+def test_resolve_layers_defaults_profile_and_overrides():
+    declared = {"01": {"profile": "cpu", "size": 128, "rate": 0.5, "name": "a"}, "02": {"profile": "cpu", "size": 128}}
+    out = resolve(declared, "smoke", {"size": 64, "data_dir": ""}, {"rate": 1})
+    assert out["01"] == {"profile": "smoke", "size": 64, "rate": 1, "name": "a"}
+    assert out["02"] == {"profile": "smoke", "size": 64}
+
+
+def test_unknown_and_mistyped_parameters_are_named():
+    declared = {"01": {"image_size": 128, "data_dir": "", "flag": False}}
+    with pytest.raises(ParameterError, match="unknown parameter.*imge_size.*image_size"):
+        resolve(declared, "cpu", {}, {"imge_size": 96})
+    with pytest.raises(ParameterError, match="image_size.*expected int.*'big'"):
+        resolve(declared, "cpu", {}, {"image_size": "big"})
+    with pytest.raises(ParameterError, match="flag.*expected bool"):
+        resolve(declared, "cpu", {}, {"flag": 1})
+    with pytest.raises(ParameterError, match="data_dir.*profile cpu"):
+        resolve(declared, "cpu", {"data_dir": 3}, {})
+
+
+def test_failing_chapter_stops_the_run_naming_notebook_and_cell(mini_book):
+    with pytest.raises(ChapterError) as err:
+        run("tiny", root=mini_book, build_html=False, log=lambda *a: None)
+    message = str(err.value)
+    assert "notebooks/02_fails.ipynb" in message and "cell 3" in message and "planted failure" in message
+    # the chapter before it ran, with the profile's values, and its time was kept
+    executed = nbformat.read(mini_book / "book" / "chapters" / "01_ok.ipynb", as_version=4)
+    assert "2 0.5" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert not (mini_book / "book" / "chapters" / "02_fails.ipynb").exists()
+    timings = json.loads((mini_book / "data" / "book" / "timings.json").read_text())
+    assert set(timings) == {"01_ok"}
+
+
+def test_only_runs_one_chapter_and_checks_before_running(mini_book):
+    with pytest.raises(ParameterError, match="unknown chapter '03_nope'"):
+        run("tiny", only=["03_nope"], root=mini_book, build_html=False, log=lambda *a: None)
+    with pytest.raises(ParameterError, match="unknown profile 'fast'"):
+        run("fast", root=mini_book, build_html=False, log=lambda *a: None)
+    # 02 has no executed copy, so it would run too: give it one, then --only 01 leaves it alone
+    (mini_book / "book" / "chapters").mkdir(parents=True)
+    shutil.copy(mini_book / "notebooks" / "02_fails.ipynb", mini_book / "book" / "chapters" / "02_fails.ipynb")
+    timings = run("tiny", only=["01_ok"], overrides={"rate": 2.0}, root=mini_book, build_html=False,
+                  log=lambda *a: None)
+    assert set(timings) == {"01_ok"}
+    assert "| 01_ok | tiny |" in (mini_book / "book" / "generated" / "timings.md").read_text()
+
+
+def test_cli_rejects_a_bad_parameter_before_running():
+    result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--profile", "smoke", "-p", "imge_size", "96"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert "imge_size" in result.stderr and "running" not in result.stdout
+
+
+def test_timings_table_totals():
+    table = timings_table({"a": {"profile": "cpu", "seconds": 1.5, "finished": "x"},
+                           "b": {"profile": "cpu", "seconds": 2.0, "finished": "y"}}, ["a", "b", "c"])
+    assert "| a | cpu | 1.5 | x |" in table and "**3.5**" in table
+
+
+@pytest.mark.slow
+def test_whole_book_on_the_smoke_profile_builds_without_warnings(tmp_path, monkeypatch):
+    """Every chapter runs on the smoke profile and jupyter-book builds the HTML with -W."""
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
+    timings = run("smoke", root=ROOT, log=lambda *a: None)
+    assert set(timings) == {c.name for c in chapters(ROOT)}
+    html = ROOT / "_build" / "html"
+    assert (html / "index.html").exists()
+    for chapter in chapters(ROOT):
+        page = (html / "book" / "chapters" / f"{chapter.name}.html").read_text()
+        assert "<img" in page, f"{chapter.name} has no figure"
+        assert "Traceback" not in page

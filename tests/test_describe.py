@@ -1,0 +1,76 @@
+"""ichlib.describe and ichlib.figures on a small phantom: counts, examples, contrast, and figures that draw."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from ichlib import describe, figures, store
+from ichlib.paper import TABLE1_IMAGES
+from ichlib.rsna import neighbours, read_hu
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ICHBOOK_DATA", str(tmp_path_factory.mktemp("data")))
+    src = store.source("", studies=6, seed=3, matrix=96, workers=1, progress=False)
+    index, failures = store.index(src, workers=1, progress=False)
+    yield src, index, failures, src.labels()
+    mp.undo()
+
+
+def test_label_distribution_counts_and_quotes_table1(phantom):
+    _, _, _, labels = phantom
+    table = describe.label_distribution(labels)
+    assert table.at["normal", "images"] + table.at["any", "images"] == len(labels)
+    assert table.at["subdural", "images"] == labels["subdural"].sum()
+    assert table["paper images"].to_dict() == TABLE1_IMAGES
+    assert table.at["normal", "paper share %"] == pytest.approx(100 * 121700 / 200000, abs=0.1)
+
+
+def test_examples_pick_the_largest_bleed_with_its_mask(phantom):
+    src, index, _, labels = phantom
+    items = describe.examples(src, index, labels)
+    present = [s for s in ("epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+               if labels[s].sum()]
+    assert [i["subtype"] for i in items] == present
+    assert all(i["mask"] is not None and i["mask"].any() for i in items)
+    chosen = describe.examples(src, index, labels, slice_id=index.index[3])
+    assert chosen[0]["id"] == index.index[3]
+    with pytest.raises(ValueError, match="ID_nope"):
+        describe.examples(src, index, labels, slice_id="ID_nope")
+
+
+def test_blood_is_brighter_than_brain_in_the_brain_window(phantom):
+    src, index, _, labels = phantom
+    table = describe.window_contrast(src, index, labels, per_subtype=4)
+    assert (table[("contrast", "brain")] > 0.1).all()
+    assert (table["slices"] >= 1).all()
+
+
+def test_failures_table_names_the_file(phantom):
+    _, _, failures, _ = phantom
+    table = describe.failures_table(failures)
+    assert len(table) == 1 and table.file[0].endswith(".dcm") and "/" not in table.file[0]
+
+
+def test_figures_draw(phantom):
+    src, index, _, labels = phantom
+    items = describe.examples(src, index, labels)
+    near = neighbours(index)
+    first = items[0]
+    prev, nxt = (read_hu(index.at[near.at[first["id"], side], "path"]) for side in ("prev", "next"))
+    cache = store.cache(src, "three_window", 32, workers=1, progress=False)
+    for fig in (figures.gallery(items), figures.label_bars(describe.label_distribution(labels)),
+                figures.windows_figure(first["hu"], mask=first["mask"]),
+                figures.adjacent_figure(prev, first["hu"], nxt, first["mask"]),
+                figures.contrast_figure(describe.window_contrast(src, index, labels, per_subtype=2)),
+                figures.cache_samples({"three-window": cache}, items)):
+        fig.canvas.draw()
+        assert fig.axes and np.asarray(fig.canvas.buffer_rgba()).std() > 0  # something was drawn
+        matplotlib.pyplot.close(fig)

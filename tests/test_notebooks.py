@@ -1,0 +1,34 @@
+"""The chapter sources follow the house conventions: literal parameters with a profile, the standard sections,
+explicit imports, logic in ichlib, and no committed outputs."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from ichlib.book import notebook_parameters
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(path):
+    nb = nbformat.read(path, as_version=4)
+    params = notebook_parameters(path)
+    assert "profile" in params
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for heading in ("## Overview", "## Prerequisites", "## Summary", "## Exercises"):
+        assert heading in text, f"{path.name} lacks {heading}"
+    assert "Time to run" in text
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        assert not cell.outputs and cell.execution_count is None, f"{path.name}: outputs are committed"
+        tree = ast.parse(cell.source)
+        assert not any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree))
+        # narrative plus calls: no function or class is defined in a chapter
+        assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(tree)), path.name
+        assert "!" not in cell.source.split("\n")[0][:1], f"{path.name}: never shell out from a notebook"

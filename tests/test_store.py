@@ -1,0 +1,46 @@
+"""ichlib.store: folders keyed by the parameters that matter; made once, found again; real data checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from ichlib import store
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_phantom_source_is_made_once_and_keyed(data):
+    src = store.source("", studies=1, seed=0, matrix=32, workers=1, progress=False)
+    assert src.phantom and src.folder == data / "phantom" / "studies1_seed0_matrix32"
+    stamp = (src.folder / "manifest.json").stat().st_mtime_ns
+    again = store.source("", studies=1, seed=0, matrix=32, workers=1, progress=False)
+    assert again == src and (src.folder / "manifest.json").stat().st_mtime_ns == stamp
+    other = store.source("", studies=1, seed=1, matrix=32, workers=1, progress=False)
+    assert other.folder != src.folder and src.folder.exists()
+
+
+def test_index_and_cache_are_kept_and_a_new_size_makes_a_new_cache(data):
+    src = store.source("", studies=1, seed=0, matrix=32, workers=1, progress=False)
+    index, failures = store.index(src, workers=1, progress=False)
+    assert len(index) > 10 and len(failures) == 1
+    again, _ = store.index(src, workers=1, progress=False)
+    assert again.equals(index)
+    small = store.cache(src, "three_window", 16, workers=1, progress=False)
+    assert small.images.shape[1:] == (16, 16, 3) and small.labels is not None
+    bigger = store.cache(src, "three_window", 32, workers=1, progress=False)
+    assert bigger.images.shape[1:] == (32, 32, 3)
+    assert len(list((data / "cache" / src.key).iterdir())) == 2
+    assert store.cache(src, "three_window", 16, workers=1, progress=False).ids == small.ids
+
+
+def test_real_data_dir_must_hold_the_rsna_layout(tmp_path, data):
+    with pytest.raises(FileNotFoundError, match="stage_2_train.csv"):
+        store.source(str(tmp_path / "rsna"))
+    (tmp_path / "rsna" / "stage_2_train").mkdir(parents=True)
+    (tmp_path / "rsna" / "stage_2_train.csv").write_text("ID,Label\n")
+    src = store.source(str(tmp_path / "rsna"))
+    assert not src.phantom and src.key.startswith("rsna-")
