@@ -122,7 +122,9 @@ def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrid
     Raises:
         ParameterError: naming every unknown parameter, or the first value of the wrong type.
     """
-    known = {name for params in declared.values() for name in params}
+    if "profile" in overrides:
+        raise ParameterError("profile is chosen with --profile, not as a parameter")
+    known = {name for params in declared.values() for name in params} - {"profile"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; the chapters declare: {', '.join(sorted(known))}")

@@ -81,6 +81,8 @@ def test_unknown_and_mistyped_parameters_are_named():
         resolve(declared, "cpu", {}, {"image_size": "big"})
     with pytest.raises(ParameterError, match="flag.*expected bool"):
         resolve(declared, "cpu", {}, {"flag": 1})
+    with pytest.raises(ParameterError, match="--profile"):
+        resolve(declared, "cpu", {}, {"profile": "gpu"})
     with pytest.raises(ParameterError, match="data_dir.*profile cpu"):
         resolve(declared, "cpu", {"data_dir": 3}, {})
 
