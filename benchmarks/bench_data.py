@@ -20,11 +20,12 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pydicom
 
 from ichlib.cache import build_cache
 from ichlib.phantom import make_cohort
-from ichlib.preprocess import resize, three_window, to_uint8
+from ichlib.preprocess import resize, three_window
 from ichlib.rsna import index_dicoms, lenient_uids, read_hu
 
 
@@ -46,7 +47,7 @@ def bare(path):
 
 
 def preprocessed(path):
-    return to_uint8(three_window(resize(read_hu(path, shrink_to=128), 128)))
+    return three_window(resize(read_hu(path, shrink_to=128), 128), dtype=np.uint8)
 
 
 def main() -> None:

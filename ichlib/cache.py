@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .preprocess import PAPER_WINDOWS, adjacent_stack, resize, three_window, to_uint8
+from .preprocess import PAPER_WINDOWS, adjacent_stack, resize, three_window
 from .rsna import LABELS, DicomError, read_hu
 
 MODES = ("three_window", "adjacent")
@@ -63,12 +63,12 @@ def _series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tu
     readable = [i for i, s in enumerate(slices) if s is not None]
     for pos, i in enumerate(readable):
         if mode == "three_window":
-            image = three_window(slices[i], windows)
+            image = three_window(slices[i], windows, np.uint8)
         else:  # neighbours among the readable slices; an unreadable one is skipped over, as at a series end
             prev = slices[readable[pos - 1]] if pos > 0 else None
             nxt = slices[readable[pos + 1]] if pos + 1 < len(readable) else None
-            image = adjacent_stack(prev, slices[i], nxt, windows[0])
-        done.append((i, to_uint8(image)))
+            image = adjacent_stack(prev, slices[i], nxt, windows[0], np.uint8)
+        done.append((i, image))
     return done, failures
 
 

@@ -64,12 +64,16 @@ def _as_window(spec: str | Window | tuple[float, float]) -> Window:
     return Window(float(center), float(width))
 
 
+def _scaled(hu: np.ndarray, win: Window, top: float) -> np.ndarray:
+    """HU clipped to the window and scaled to [0, top] (a new float32 array)."""
+    out = np.asarray(hu, np.float32) - np.float32(win.low)
+    out *= np.float32(top / win.width)
+    return np.clip(out, 0, top, out=out)
+
+
 def window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
     """Clip HU to the window and scale it to [0, 1] (float32)."""
-    win = Window(center, width)
-    out = np.asarray(hu, np.float32) - np.float32(win.low)
-    out *= np.float32(1 / win.width)
-    return np.clip(out, 0, 1, out=out)
+    return _scaled(hu, Window(center, width), 1.0)
 
 
 def sigmoid_window(hu: np.ndarray, center: float, width: float, eps: float = 1 / 255) -> np.ndarray:
@@ -83,22 +87,33 @@ def sigmoid_window(hu: np.ndarray, center: float, width: float, eps: float = 1 /
     return (1 / (1 + np.exp(-z))).astype(np.float32)
 
 
-def three_window(hu: np.ndarray, windows=PAPER_WINDOWS) -> np.ndarray:
-    """One slice through three windows, as channels: (rows, cols, 3) float32 in [0, 1]."""
+def _channels(pairs: list[tuple[np.ndarray, Window]], dtype) -> np.ndarray:
+    """Stack windowed slices as channels: float32 in [0, 1], or uint8 (rounded) written straight into place."""
+    shapes = {hu.shape for hu, _ in pairs}
+    if len(shapes) != 1:
+        raise ValueError(f"slices to stack differ in shape: {sorted(shapes)}")
+    out = np.empty(shapes.pop() + (len(pairs),), dtype)
+    eight_bit = np.dtype(dtype) == np.uint8
+    for c, (hu, win) in enumerate(pairs):
+        values = _scaled(hu, win, 255.0 if eight_bit else 1.0)
+        if eight_bit:
+            values += np.float32(0.5)  # round half up; the assignment truncates
+        out[..., c] = values
+    return out
+
+
+def three_window(hu: np.ndarray, windows=PAPER_WINDOWS, dtype=np.float32) -> np.ndarray:
+    """One slice through three windows, as channels: (rows, cols, 3), float32 in [0, 1] or uint8."""
     if len(windows) != 3:
         raise ValueError(f"three windows are needed, got {len(windows)}")
-    return np.stack([window(hu, w.center, w.width) for w in map(_as_window, windows)], axis=-1)
+    return _channels([(hu, _as_window(w)) for w in windows], dtype)
 
 
 def adjacent_stack(previous: np.ndarray | None, current: np.ndarray, following: np.ndarray | None,
-                   win: str | Window = "brain") -> np.ndarray:
+                   win: str | Window = "brain", dtype=np.float32) -> np.ndarray:
     """Previous / current / next slice in one window, as channels; a missing neighbour repeats the current slice."""
     w = _as_window(win)
-    slices = [current if s is None else s for s in (previous, current, following)]
-    shapes = {s.shape for s in slices}
-    if len(shapes) != 1:
-        raise ValueError(f"neighbouring slices differ in shape: {sorted(shapes)}")
-    return np.stack([window(s, w.center, w.width) for s in slices], axis=-1)
+    return _channels([(current if s is None else s, w) for s in (previous, current, following)], dtype)
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -204,7 +204,7 @@ def read_hu(path: str | os.PathLike, shrink_to: int | None = None) -> np.ndarray
     bits, signed = ds.get("BitsStored"), ds.get("PixelRepresentation")
     try:
         raw = _native_pixels(ds, bits, signed)
-        if raw is None:
+        if raw is None:  # compressed or unusual: pydicom's decoders
             raw = ds.pixel_array
     except Exception as exc:
         raise DicomError(f"{path}: pixel data cannot be decoded, truncated or corrupt ({type(exc).__name__}: {exc})") from exc

@@ -65,6 +65,13 @@ def test_resize_area_average_and_constant():
     np.testing.assert_allclose(resize(rgb, 16), 0.25, atol=1e-6)
 
 
+def test_uint8_stacks_equal_the_rounded_float_ones():
+    hu = np.linspace(-200, 300, 64, dtype=np.float32).reshape(8, 8)
+    np.testing.assert_array_equal(three_window(hu, dtype=np.uint8), to_uint8(three_window(hu)))
+    np.testing.assert_array_equal(adjacent_stack(hu, hu + 5, None, dtype=np.uint8),
+                                  to_uint8(adjacent_stack(hu, hu + 5, None)))
+
+
 def test_to_uint8():
     np.testing.assert_array_equal(to_uint8(np.array([-1, 0, 0.5, 1, 2])), [0, 0, 128, 255, 255])
 
