@@ -1,0 +1,89 @@
+"""The paper's three backbones with its classification head, built flat so every layer is reachable by name.
+
+Head (the paper's Figure 16 and Table 3): global average pooling, dropout 0.125, dense 128 (ReLU), dense 6
+(sigmoid), one output per label in ``ichlib.rsna.LABELS`` order. With it the parameter counts are the paper's:
+EfficientNetB2 7,949,695, ResNet50 23,850,758, DenseNet121 7,169,478.
+
+Inputs are 3-channel images with values 0-255 (the uint8 cache, as float). Each backbone gets the input scaling
+Keras' ImageNet weights expect, as parameter-free layers: EfficientNet carries its own; ResNet50 subtracts the
+"caffe" channel means; DenseNet121 applies the "torch" mean and standard deviation. The optimised variant adds
+horizontal and vertical flips, active in training only.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from .rsna import LABELS
+
+ARCHITECTURES = {
+    "efficientnetb2": keras.applications.EfficientNetB2,
+    "resnet50": keras.applications.ResNet50,
+    "densenet121": keras.applications.DenseNet121,
+}
+# The last convolutional block's output of each backbone: where Grad-CAM looks.
+LAST_CONV = {"efficientnetb2": "top_activation", "resnet50": "conv5_block3_out", "densenet121": "relu"}
+PAPER_PARAMETERS = {"efficientnetb2": 7_949_695, "resnet50": 23_850_758, "densenet121": 7_169_478}
+
+_CAFFE_MEAN = [103.939, 116.779, 123.68]
+_TORCH_MEAN, _TORCH_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights were asked for but cannot be had (no network, nothing in the Keras cache)."""
+
+
+def _input_scaling(arch: str) -> keras.layers.Layer | None:
+    if arch == "resnet50":
+        return keras.layers.Rescaling(1.0, offset=[-m for m in _CAFFE_MEAN], name="caffe_scaling")
+    if arch == "densenet121":
+        return keras.layers.Rescaling([1 / (255 * s) for s in _TORCH_STD],
+                                      offset=[-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD)], name="torch_scaling")
+    return None  # EfficientNet rescales and normalises inside
+
+
+def build_model(arch: str, image_size: int, weights: str | None = None, dropout: float = 0.125, dense: int = 128,
+                flips: bool = False, seed: int = 0) -> keras.Model:
+    """One of the paper's models.
+
+    Args:
+        arch: ``"efficientnetb2"``, ``"resnet50"`` or ``"densenet121"``.
+        image_size: input rows = columns (3 channels).
+        weights: None (from scratch, as here), ``"imagenet"`` (needs the weights in the Keras cache or a
+            network) or a path to a weights file for the backbone.
+        dropout, dense: the head (the paper: 0.125 and 128).
+        flips: random horizontal and vertical flips in training (the optimised variant).
+        seed: seeds the flips.
+
+    Raises:
+        ValueError: an unknown architecture.
+        WeightsUnavailable: ``weights="imagenet"`` where they cannot be loaded.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    if flips:
+        x = keras.layers.RandomFlip("horizontal_and_vertical", seed=seed, name="flips")(x)
+    scaling = _input_scaling(arch)
+    if scaling is not None:
+        x = scaling(x)
+    try:
+        backbone = ARCHITECTURES[arch](include_top=False, weights=weights, input_tensor=x)
+    except Exception as exc:  # keras raises URL / OS errors from deep inside when it cannot download
+        if weights == "imagenet":
+            cache = os.path.join(os.path.expanduser("~"), ".keras", "models")
+            raise WeightsUnavailable(
+                f"ImageNet weights for {arch} could not be loaded ({type(exc).__name__}): they are not in the Keras "
+                f"cache ({cache}) and cannot be downloaded here. Train from scratch with weights=None, or pass "
+                "the path of a weights file.") from None
+        raise
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(backbone.output)
+    x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(x)
+    x = keras.layers.Dense(dense, activation="relu", name="head_dense")(x)
+    # float32 output even under mixed precision, so the loss and probabilities stay exact
+    outputs = keras.layers.Dense(len(LABELS), activation="sigmoid", dtype="float32", name="labels")(x)
+    return keras.Model(inputs, outputs, name=arch)
+

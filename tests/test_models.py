@@ -1,0 +1,59 @@
+"""ichlib.models and ichlib.losses: the paper's parameter counts, shapes, layers by name, losses by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from ichlib.losses import OPTIMISED_WEIGHTS, RSNALogLoss, WeightedBCE, weighted_bce  # noqa: E402
+from ichlib.models import LAST_CONV, PAPER_PARAMETERS, WeightsUnavailable, build_model  # noqa: E402
+
+
+@pytest.mark.parametrize("arch", list(PAPER_PARAMETERS))
+def test_parameter_counts_are_the_papers_and_shapes_are_right(arch):
+    model = build_model(arch, 64)
+    assert model.count_params() == PAPER_PARAMETERS[arch]
+    out = model.predict(np.zeros((2, 64, 64, 3), np.float32), verbose=0)
+    assert out.shape == (2, 6) and ((out > 0) & (out < 1)).all()
+    assert model.get_layer(LAST_CONV[arch]).output.shape[-1] > 100  # flat: the backbone's layers by name
+    flipped = build_model(arch, 64, flips=True)
+    assert flipped.count_params() == PAPER_PARAMETERS[arch] and flipped.get_layer("flips")
+
+
+def test_flips_act_in_training_only():
+    model = build_model("resnet50", 32, flips=True, seed=1)
+    flips = model.get_layer("flips")
+    image = np.arange(32 * 32 * 3, dtype=np.float32).reshape(1, 32, 32, 3)
+    np.testing.assert_array_equal(np.asarray(flips(image, training=False)), image)
+    seen = [np.asarray(flips(image, training=True)) for _ in range(8)]
+    assert any(not np.array_equal(s, image) for s in seen)
+
+
+def test_unknown_architecture_and_unavailable_weights():
+    with pytest.raises(ValueError, match="vgg16"):
+        build_model("vgg16", 64)
+    with pytest.raises(WeightsUnavailable, match="weights=None"):
+        build_model("densenet121", 64, weights="imagenet")
+
+
+def test_weighted_bce_by_hand():
+    y = np.array([[1, 0, 0, 0, 0, 1]], np.float32)
+    p = np.array([[0.9, 0.2, 0.1, 0.1, 0.3, 0.6]], np.float32)
+    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    w = np.array(OPTIMISED_WEIGHTS)
+    assert float(np.asarray(weighted_bce(y, p, OPTIMISED_WEIGHTS))[0]) == pytest.approx((bce * w).sum() / w.sum(), 1e-5)
+    assert float(WeightedBCE()(y, p)) == pytest.approx(bce.mean(), 1e-5)
+    assert float(WeightedBCE(OPTIMISED_WEIGHTS)(y, p)) == pytest.approx((bce * w).sum() / w.sum(), 1e-5)
+    metric = RSNALogLoss()
+    metric.update_state(y, p)
+    w2 = np.array([2, 1, 1, 1, 1, 1.0])
+    assert float(metric.result()) == pytest.approx((bce * w2).sum() / w2.sum(), 1e-5)
+    with pytest.raises(ValueError, match="one weight per label"):
+        WeightedBCE((1, 2))
+
+
+def test_loss_survives_certain_predictions():
+    y = np.array([[1, 0, 0, 0, 0, 1]], np.float32)
+    assert np.isfinite(float(WeightedBCE()(y, 1 - y)))
