@@ -1,4 +1,6 @@
-"""Training the paper's models: the patient-level split (more arrives with the training chapter).
+"""Training the paper's models: the patient-level split, the input batches, the fit with its callbacks, artifacts.
+
+Keras is imported inside the functions that train, so the split works without a deep-learning backend.
 
 The paper split its 200,000 images 81 / 9 / 10 by image, so slices of one patient (near copies of each other)
 could sit in both training and test. Here the split is by patient, as the top RSNA solutions did.
@@ -6,10 +8,16 @@ could sit in both training and test. Here the split is by patient, as the top RS
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from .rsna import SUBTYPES
+from .rsna import LABELS, SUBTYPES
 
 SPLITS = ("train", "val", "test")
 PAPER_FRACTIONS = (0.81, 0.09, 0.10)
@@ -65,3 +73,183 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
         if patient not in split_of:
             assign(patient, int(np.argmax(target - images)))
     return index["patient"].map(lambda p: SPLITS[split_of[p]]).rename("split")
+
+
+# --------------------------------------------------------------------------------------------- fitting
+VARIANTS = ("baseline", "optimised")
+PREPROCESSINGS = ("three_window", "adjacent")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides one trained model (its artifact folder is named after it)."""
+
+    arch: str
+    preprocessing: str = "three_window"
+    variant: str = "baseline"
+    image_size: int = 128
+    epochs: int = 10
+    batch_size: int = 4
+    learning_rate: float = 5e-4
+    patience: int = 3
+    seed: int = 0
+    any_weight: float = 5.0  # the optimised variant's weight on `any`
+    mixed_precision: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.preprocessing}-{self.variant}"
+
+    @property
+    def loss_weights(self) -> tuple[float, ...]:
+        return (self.any_weight if self.variant == "optimised" else 1.0,) + (1.0,) * (len(LABELS) - 1)
+
+    def check(self) -> None:
+        from .models import ARCHITECTURES
+
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+        if self.preprocessing not in PREPROCESSINGS:
+            raise ValueError(f"unknown preprocessing {self.preprocessing!r}; expected one of {PREPROCESSINGS}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
+
+
+def _dataset_class():
+    import keras
+
+    class CacheBatches(keras.utils.PyDataset):
+        """Batches of cached images and labels; reshuffled each epoch from the seed; read ahead by a thread."""
+
+        def __init__(self, images, labels, rows, batch_size, shuffle, seed, **kwargs):
+            super().__init__(**kwargs)
+            self.images, self.labels, self.rows = images, labels, np.asarray(rows)
+            self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+            self._order = self._make_order()
+
+        def _make_order(self):
+            if not self.shuffle:
+                return self.rows
+            return np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
+
+        def __len__(self):
+            return int(np.ceil(len(self.rows) / self.batch_size))
+
+        def __getitem__(self, i):
+            rows = np.sort(self._order[i * self.batch_size:(i + 1) * self.batch_size])  # sorted: memmap reads in order
+            return self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._order = self._make_order()
+
+    return CacheBatches
+
+
+def set_determinism(seed: int) -> None:
+    """One seed for Python, NumPy and the backend; deterministic kernels where TensorFlow offers them."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLike, verbose: int = 0,
+                callbacks: list | None = None) -> dict:
+    """Train one model on a cache and save everything later chapters need in ``out_dir``.
+
+    Saved: ``best.weights.h5`` (the best epoch by validation loss), ``history.csv``, ``config.json``,
+    ``timings.json`` (training seconds, test seconds per image), ``predictions_val.csv`` and
+    ``predictions_test.csv`` (ID, true_<label>, prob_<label>), and last ``done.json``. A folder with
+    ``done.json`` is returned as it is; an interrupted run resumes from its last finished epoch
+    (``keras.callbacks.BackupAndRestore``).
+
+    Args:
+        spec: the run.
+        cache: an ``ichlib.cache.Cache`` with labels.
+        split: ``split_by_patient`` output (train / val / test per image ID).
+        out_dir: the run's artifact folder.
+        verbose: Keras fit verbosity.
+        callbacks: extra Keras callbacks (tests use one to interrupt a run).
+    """
+    import keras
+
+    from .losses import RSNALogLoss, WeightedBCE
+    from .models import build_model
+
+    spec.check()
+    out = Path(out_dir)
+    if (out / "done.json").exists():
+        return json.loads((out / "done.json").read_text())
+    if cache.labels is None:
+        raise ValueError("the cache has no labels; build it with labels to train on it")
+    out.mkdir(parents=True, exist_ok=True)
+    set_determinism(spec.seed)
+    if spec.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    where = split.reindex(cache.ids)
+    rows = {name: np.flatnonzero((where == name).to_numpy()) for name in SPLITS}
+    for name, r in rows.items():
+        if len(r) == 0:
+            raise ValueError(f"the {name} split is empty for this cache")
+    Batches = _dataset_class()
+    batches = {name: Batches(cache.images, cache.labels, r, spec.batch_size, name == "train", spec.seed,
+                             workers=2, use_multiprocessing=False, max_queue_size=8) for name, r in rows.items()}
+
+    model = build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed)
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=WeightedBCE(spec.loss_weights),
+                  metrics=[RSNALogLoss(), keras.metrics.AUC(multi_label=True, num_labels=len(LABELS), name="auc")])
+    best = out / "best.weights.h5"
+    clock = out / "train_seconds.partial"  # training time survives an interruption
+    spent = float(clock.read_text()) if clock.exists() else 0.0
+    start = time.perf_counter()
+    try:
+        model.fit(batches["train"], validation_data=batches["val"], epochs=spec.epochs, verbose=verbose,
+                  callbacks=[keras.callbacks.BackupAndRestore(str(out / "backup")),
+                             keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
+                                                             save_weights_only=True),
+                             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                             keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience),
+                             *(callbacks or [])])
+    finally:
+        clock.write_text(str(spent + time.perf_counter() - start))
+    train_seconds = float(clock.read_text())
+    model.load_weights(str(best))
+
+    predictions = {}
+    for name in ("val", "test"):
+        start = time.perf_counter()
+        probs = model.predict(batches[name], verbose=0)
+        predictions[name] = (probs, (time.perf_counter() - start) / len(rows[name]))
+        frame = pd.DataFrame({"ID": [cache.ids[i] for i in rows[name]]})
+        for j, label in enumerate(LABELS):
+            frame[f"true_{label}"] = cache.labels[rows[name], j]
+        for j, label in enumerate(LABELS):
+            frame[f"prob_{label}"] = probs[:, j]
+        frame.to_csv(out / f"predictions_{name}.csv", index=False)
+    history = pd.read_csv(out / "history.csv")
+    summary = dict(
+        name=spec.name, spec=asdict(spec), parameters=int(model.count_params()), epochs_run=int(len(history)),
+        best_epoch=int(history["val_loss"].idxmin()), train_seconds=round(train_seconds, 1),
+        test_seconds_per_image=predictions["test"][1], backend=keras.backend.backend(), keras=keras.__version__,
+        cache=cache.meta, images={name: int(len(r)) for name, r in rows.items()})
+    (out / "config.json").write_text(json.dumps(summary, indent=1))
+    (out / "timings.json").write_text(json.dumps({"train_seconds": summary["train_seconds"],
+                                                   "test_seconds_per_image": summary["test_seconds_per_image"]}))
+    if spec.mixed_precision:
+        keras.mixed_precision.set_global_policy("float32")
+    tmp = out / "done.json.part"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, out / "done.json")
+    return summary
+
+
+def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """(image IDs, truth (n, 6), probabilities (n, 6)) of a finished run."""
+    frame = pd.read_csv(Path(run_dir) / f"predictions_{split}.csv", index_col="ID")
+    return (frame.index, frame[[f"true_{l}" for l in LABELS]].to_numpy(),
+            frame[[f"prob_{l}" for l in LABELS]].to_numpy())

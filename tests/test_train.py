@@ -58,3 +58,100 @@ def test_bad_fractions():
     index, _ = fake_data(n_patients=5)
     with pytest.raises(ValueError, match="fractions"):
         split_by_patient(index, seed=0, fractions=(0.5, 0.5, 0.5))
+
+
+# ------------------------------------------------------------------------------------------------ fitting
+def toy_cache(n=96, size=32, seed=0):
+    """A trivially separable task: 'any' (and 'subdural') images hold a bright square."""
+    from ichlib.cache import Cache
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
+    labels = np.zeros((n, 6), np.int8)
+    positive = np.arange(n) % 2 == 0
+    for i in np.flatnonzero(positive):
+        r, c = rng.integers(4, size - 12, 2)
+        images[i, r:r + 8, c:c + 8] = 230
+    labels[positive, 0] = labels[positive, 5] = 1
+    ids = [f"ID_{i:09x}" for i in range(n)]
+    index = pd.DataFrame({"patient": [f"ID_p{i // 2}" for i in range(n)]}, index=pd.Index(ids, name="ID"))
+    return Cache(images, ids, labels, [], {"mode": "toy", "size": size}), index
+
+
+@pytest.fixture(scope="module")
+def toy():
+    cache, index = toy_cache()
+    split = split_by_patient(index, seed=0, fractions=(0.6, 0.2, 0.2))
+    return cache, split
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAfter:
+    """A callback that kills the run at the end of an epoch, as Ctrl-C or a lost machine would."""
+
+    def __new__(cls, epoch):
+        import keras
+
+        class _Stop(keras.callbacks.Callback):
+            def on_epoch_end(self, e, logs=None):
+                if e == epoch:
+                    raise Interrupt(f"stopped after epoch {e}")
+
+        return _Stop()
+
+
+@pytest.mark.slow
+def test_tiny_run_learns_a_separable_task_and_saves_artifacts(toy, tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.train import RunSpec, load_predictions, train_model
+
+    cache, split = toy
+    spec = RunSpec("densenet121", image_size=32, epochs=6, batch_size=8, learning_rate=1e-3, patience=6)
+    summary = train_model(spec, cache, split, tmp_path / "run")
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["loss"].iloc[-1] < history["loss"].iloc[0]
+    ids, truth, probs = load_predictions(tmp_path / "run", "test")
+    assert roc_auc_score(truth[:, 0], probs[:, 0]) > 0.9
+    for name in ("best.weights.h5", "config.json", "timings.json", "predictions_val.csv", "done.json"):
+        assert (tmp_path / "run" / name).exists()
+    assert summary["train_seconds"] > 0 and summary["test_seconds_per_image"] > 0
+    assert train_model(spec, cache, split, tmp_path / "run") == summary  # finished: not trained again
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_its_last_epoch(toy, tmp_path):
+    from ichlib.train import RunSpec, train_model
+
+    cache, split = toy
+    spec = RunSpec("resnet50", image_size=32, epochs=3, batch_size=16, patience=5)
+    with pytest.raises(Interrupt):
+        train_model(spec, cache, split, tmp_path / "run", callbacks=[StopAfter(0)])
+    assert not (tmp_path / "run" / "done.json").exists()
+    summary = train_model(spec, cache, split, tmp_path / "run")
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["epoch"].tolist() == [0, 1, 2] and summary["epochs_run"] == 3
+
+
+@pytest.mark.slow
+def test_same_seed_same_predictions(toy, tmp_path):
+    from ichlib.train import RunSpec, load_predictions, train_model
+
+    cache, split = toy
+    spec = RunSpec("resnet50", variant="optimised", image_size=32, epochs=1, batch_size=16)
+    train_model(spec, cache, split, tmp_path / "a")
+    train_model(spec, cache, split, tmp_path / "b")
+    np.testing.assert_array_equal(load_predictions(tmp_path / "a")[2], load_predictions(tmp_path / "b")[2])
+
+
+def test_run_spec_checks_and_names():
+    from ichlib.train import RunSpec
+
+    spec = RunSpec("resnet50", "adjacent", "optimised")
+    assert spec.name == "resnet50-adjacent-optimised" and spec.loss_weights[0] == 5.0
+    assert RunSpec("resnet50").loss_weights == (1.0,) * 6
+    with pytest.raises(ValueError, match="variant 'best'"):
+        RunSpec("resnet50", variant="best").check()
