@@ -102,3 +102,34 @@ def cache_samples(caches: dict, items: list[dict]) -> plt.Figure:
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def stage_bars(stages: dict[str, dict[str, int]]) -> plt.Figure:
+    """Parameters per stage of each backbone (millions), one panel per architecture."""
+    fig, axes = plt.subplots(1, len(stages), figsize=(4.2 * len(stages), 3.2), squeeze=False)
+    for ax, (arch, counts) in zip(axes[0], stages.items()):
+        kept = {k: v / 1e6 for k, v in counts.items() if v > 0}
+        ax.bar(list(kept), list(kept.values()), color="0.45")
+        ax.set_title(arch, fontsize=10)
+        ax.set_ylabel("parameters (millions)")
+        ax.tick_params(axis="x", rotation=60, labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(runs: pd.DataFrame) -> plt.Figure:
+    """Training and validation loss per epoch of every run (seaborn), one panel per preprocessing."""
+    import seaborn as sns
+
+    frames = []
+    for name, row in runs.iterrows():
+        history = pd.read_csv(f"{row['folder']}/history.csv")
+        for split, column in (("train", "loss"), ("validation", "val_loss")):
+            frames.append(pd.DataFrame({"epoch": history["epoch"] + 1, "loss": history[column], "split": split,
+                                        "model": f"{row['arch']} {row['variant']}",
+                                        "preprocessing": row["preprocessing"]}))
+    data = pd.concat(frames, ignore_index=True)
+    grid = sns.relplot(data=data, x="epoch", y="loss", hue="model", style="split", col="preprocessing",
+                       kind="line", marker="o", height=3.2, aspect=1.3)
+    grid.set(yscale="log")
+    return grid.figure

@@ -15,7 +15,9 @@ from __future__ import annotations
 import os
 
 import keras
+import numpy as np
 
+from .paper import TABLE3_PARAMETERS
 from .rsna import LABELS
 
 ARCHITECTURES = {
@@ -25,7 +27,7 @@ ARCHITECTURES = {
 }
 # The last convolutional block's output of each backbone: where Grad-CAM looks.
 LAST_CONV = {"efficientnetb2": "top_activation", "resnet50": "conv5_block3_out", "densenet121": "relu"}
-PAPER_PARAMETERS = {"efficientnetb2": 7_949_695, "resnet50": 23_850_758, "densenet121": 7_169_478}
+PAPER_PARAMETERS = TABLE3_PARAMETERS  # the paper's Table 3, quoted in ichlib.paper
 
 _CAFFE_MEAN = [103.939, 116.779, 123.68]
 _TORCH_MEAN, _TORCH_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -87,3 +89,32 @@ def build_model(arch: str, image_size: int, weights: str | None = None, dropout:
     outputs = keras.layers.Dense(len(LABELS), activation="sigmoid", dtype="float32", name="labels")(x)
     return keras.Model(inputs, outputs, name=arch)
 
+
+
+def _stage(arch: str, layer_name: str) -> str:
+    """Which stage of its backbone a layer belongs to, from Keras' naming."""
+    if layer_name.startswith("head_") or layer_name == "labels":
+        return "head"
+    if arch == "efficientnetb2":
+        return layer_name.split("_")[0].rstrip("abcdefghijklmnopqrstuvwxyz") if layer_name.startswith("block") else "stem/top"
+    prefix = layer_name.split("_")[0]
+    return prefix if prefix.startswith(("conv", "pool")) and prefix[-1].isdigit() else "stem/top"
+
+
+def stage_parameters(model: keras.Model, arch: str) -> dict[str, int]:
+    """Parameters per stage (EfficientNet's blocks 1-7, ResNet's and DenseNet's conv2-5, stem/top, head)."""
+    counts: dict[str, int] = {}
+    for layer in model.layers:
+        stage = _stage(arch, layer.name)
+        counts[stage] = counts.get(stage, 0) + int(layer.count_params())
+    return counts
+
+
+def describe(model: keras.Model, arch: str) -> dict:
+    """One row about a built model: parameters (all, trainable), layers, convolutions, the last block's map."""
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    last = model.get_layer(LAST_CONV[arch]).output.shape
+    return {"parameters": model.count_params(), "paper (Table 3)": PAPER_PARAMETERS[arch],
+            "trainable": trainable, "layers": len(model.layers),
+            "convolutions": sum("Conv2D" in type(layer).__name__ for layer in model.layers),
+            "last conv block": LAST_CONV[arch], "its feature map": "x".join(str(d) for d in last[1:])}

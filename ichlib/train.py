@@ -30,7 +30,7 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
     Patients with a subtype are dealt out first, rarest subtype first: while a split has none of that subtype's
     patients it gets the next one (so every split has every subtype once there are three such patients), then
     each goes where it is furthest below its share. The other patients then fill the splits towards their
-    shares of images.
+    shares of images. With three patients or more, no split is left empty.
 
     Args:
         index: indexed by image ID, with a ``patient`` column (``ichlib.rsna.index_dicoms``).
@@ -72,6 +72,12 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
     for patient in patients.index:
         if patient not in split_of:
             assign(patient, int(np.argmax(target - images)))
+    while len(patients) >= 3 and (images == 0).any():  # a tiny cohort: no split may stay empty
+        members = [[p for p, k in split_of.items() if k == s] for s in range(3)]
+        donor = int(np.argmax([len(m) for m in members]))
+        moved = min(members[donor], key=lambda p: (patients[p], p))
+        images[donor] -= patients[moved]
+        assign(moved, int(np.flatnonzero(images == 0)[0]))
     return index["patient"].map(lambda p: SPLITS[split_of[p]]).rename("split")
 
 
@@ -253,3 +259,28 @@ def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> tuple[p
     frame = pd.read_csv(Path(run_dir) / f"predictions_{split}.csv", index_col="ID")
     return (frame.index, frame[[f"true_{l}" for l in LABELS]].to_numpy(),
             frame[[f"prob_{l}" for l in LABELS]].to_numpy())
+
+
+def plan_runs(archs, preprocessings, variants, **settings) -> list[RunSpec]:
+    """Every combination, in the paper's order (backbone, then input, then variant); each checked."""
+    specs = [RunSpec(a, p, v, **settings) for p in preprocessings for a in archs for v in variants]
+    for spec in specs:
+        spec.check()
+    return specs
+
+
+def split_table(split: pd.Series, index: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Patients, images and positive images per label in each split."""
+    known = labels.reindex(split.index)
+    rows = {}
+    for name in SPLITS:
+        members = split.index[split == name]
+        rows[name] = {"patients": index.loc[members, "patient"].nunique(), "images": len(members),
+                      **{label: int(known.loc[members, label].sum()) for label in LABELS}}
+    return pd.DataFrame(rows).T
+
+
+def best_run(runs: pd.DataFrame, column: str = "test AUC any") -> str | None:
+    """The run with the highest value in ``column``, or None where it is undefined for every run."""
+    values = runs[column].dropna()
+    return None if values.empty else str(values.idxmax())

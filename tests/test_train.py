@@ -54,6 +54,12 @@ def test_same_seed_same_split_other_seed_other_split():
     assert split_by_patient(index, seed=7).groupby(index["patient"]).nunique().max() == 1  # without labels too
 
 
+def test_a_tiny_cohort_still_fills_every_split():
+    index, labels = fake_data(n_patients=4, seed=2)
+    split = split_by_patient(index, seed=0, labels=labels)
+    assert set(split) == set(SPLITS)
+
+
 def test_bad_fractions():
     index, _ = fake_data(n_patients=5)
     with pytest.raises(ValueError, match="fractions"):
