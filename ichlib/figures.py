@@ -122,7 +122,7 @@ def learning_curves(runs: pd.DataFrame) -> plt.Figure:
     import seaborn as sns
 
     frames = []
-    for name, row in runs.iterrows():
+    for _, row in runs.iterrows():
         history = pd.read_csv(f"{row['folder']}/history.csv")
         for split, column in (("train", "loss"), ("validation", "val_loss")):
             frames.append(pd.DataFrame({"epoch": history["epoch"] + 1, "loss": history[column], "split": split,

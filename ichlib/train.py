@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .cache import MODES
 from .rsna import LABELS, SUBTYPES
 
 SPLITS = ("train", "val", "test")
@@ -83,7 +84,7 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
 
 # --------------------------------------------------------------------------------------------- fitting
 VARIANTS = ("baseline", "optimised")
-PREPROCESSINGS = ("three_window", "adjacent")
+PREPROCESSINGS = MODES  # the cache's two inputs
 
 
 @dataclass(frozen=True)

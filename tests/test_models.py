@@ -8,7 +8,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from ichlib.losses import OPTIMISED_WEIGHTS, RSNALogLoss, WeightedBCE, weighted_bce  # noqa: E402
-from ichlib.models import LAST_CONV, PAPER_PARAMETERS, WeightsUnavailable, build_model  # noqa: E402
+from ichlib.models import (LAST_CONV, PAPER_PARAMETERS, WeightsUnavailable, build_model, describe,  # noqa: E402
+                           stage_parameters)
 
 
 @pytest.mark.parametrize("arch", list(PAPER_PARAMETERS))
@@ -18,6 +19,11 @@ def test_parameter_counts_are_the_papers_and_shapes_are_right(arch):
     out = model.predict(np.zeros((2, 64, 64, 3), np.float32), verbose=0)
     assert out.shape == (2, 6) and ((out > 0) & (out < 1)).all()
     assert model.get_layer(LAST_CONV[arch]).output.shape[-1] > 100  # flat: the backbone's layers by name
+    stages = stage_parameters(model, arch)
+    assert sum(stages.values()) == PAPER_PARAMETERS[arch] and stages["head"] == model.count_params() - sum(
+        v for k, v in stages.items() if k != "head")
+    row = describe(model, arch)
+    assert row["parameters"] == row["paper (Table 3)"] and row["its feature map"].startswith("2x2x")
     flipped = build_model(arch, 64, flips=True)
     assert flipped.count_params() == PAPER_PARAMETERS[arch] and flipped.get_layer("flips")
 
@@ -57,3 +63,27 @@ def test_weighted_bce_by_hand():
 def test_loss_survives_certain_predictions():
     y = np.array([[1, 0, 0, 0, 0, 1]], np.float32)
     assert np.isfinite(float(WeightedBCE()(y, 1 - y)))
+
+
+def test_jax_backend_builds_trains_a_step_and_scores(tmp_path):
+    """The model, loss and metric use keras.ops: they run under KERAS_BACKEND=jax (skipped without JAX)."""
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, keras
+assert keras.backend.backend() == "jax"
+from ichlib.models import build_model
+from ichlib.losses import WeightedBCE, RSNALogLoss, OPTIMISED_WEIGHTS
+m = build_model("resnet50", 32, flips=True)
+m.compile(keras.optimizers.Adam(5e-4), WeightedBCE(OPTIMISED_WEIGHTS), metrics=[RSNALogLoss()])
+x = np.random.rand(4, 32, 32, 3).astype("float32") * 255
+y = (np.random.rand(4, 6) > 0.5).astype("float32")
+logs = m.train_on_batch(x, y, return_dict=True)
+assert np.isfinite(logs["loss"]) and m.predict(x, verbose=0).shape == (4, 6)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "KERAS_BACKEND": "jax"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
