@@ -26,3 +26,54 @@ def test_weighted_log_loss_by_hand():
     second = (2 * -np.log(0.9) + 5 * -np.log(0.9)) / 7
     assert weighted_log_loss(y, p) == pytest.approx((first + second) / 2)
     assert np.isfinite(weighted_log_loss(y, 1 - y))  # certain and wrong: clipped, not infinite
+
+
+def test_scores_match_sklearn_per_label_and_micro():
+    from sklearn.metrics import f1_score
+
+    from ichlib.metrics import scores
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((80, 6)) > 0.7).astype(int)
+    p = np.clip(y * 0.5 + rng.random((80, 6)) * 0.6, 0, 1)
+    table = scores(y, p, 0.5)
+    assert table.at["any", "F1"] == pytest.approx(f1_score(y[:, 0], p[:, 0] >= 0.5))
+    assert table.at["micro", "F1"] == pytest.approx(f1_score(y.ravel(), p.ravel() >= 0.5))
+    assert table.at["macro", "recall"] == pytest.approx(table.loc[list(table.index[:6]), "recall"].mean())
+
+
+def test_undefined_is_nan_not_a_crash():
+    from ichlib.metrics import scores
+
+    y = np.zeros((10, 6), int)
+    y[:3, 0] = 1
+    p = np.full((10, 6), 0.1)
+    table = scores(y, p)
+    assert np.isnan(table.at["epidural", "AUC"]) and np.isnan(table.at["any", "precision"])
+
+
+def test_thresholds_come_from_validation_only():
+    from ichlib.metrics import choose_thresholds
+
+    y_val = np.zeros((6, 6), int)
+    y_val[:3, 0] = 1
+    p_val = np.tile(np.array([[0.9], [0.8], [0.35], [0.3], [0.2], [0.1]]), (1, 6))
+    cut = choose_thresholds(y_val, p_val)
+    assert cut[0] == pytest.approx(0.35)  # the lowest cut that keeps every positive and no negative
+    assert (cut[1:] == 0.5).all()  # labels with one class in validation keep 0.5
+
+
+def test_bootstrap_resamples_patients_not_slices():
+    from ichlib.metrics import bootstrap_ci
+
+    # patient A: 98 images all predicted right; patient B: 2 images, both wrong
+    y = np.array([[1]] * 49 + [[0]] * 49 + [[1], [0]])
+    p = np.array([[0.9]] * 49 + [[0.1]] * 49 + [[0.1], [0.9]])
+    patients = ["A"] * 98 + ["B"] * 2
+    accuracy = lambda t, q: float(((q >= 0.5) == t).mean())  # noqa: E731
+    low, high = bootstrap_ci(y, p, patients, accuracy, n=400, seed=0)
+    # Two patients drawn with replacement: AA (accuracy 1.0), AB (0.98) or BB (0.0), each BB a quarter of the
+    # time: the interval is as wide as two patients make it. Resampling slices would pretend to 100 witnesses.
+    assert low == pytest.approx(0.0) and high == pytest.approx(1.0)
+    by_slice = bootstrap_ci(y, p, np.arange(100), accuracy, n=400, seed=0)
+    assert by_slice[0] > 0.9 and by_slice[1] <= 1.0
