@@ -285,3 +285,15 @@ def best_run(runs: pd.DataFrame, column: str = "test AUC any") -> str | None:
     """The run with the highest value in ``column``, or None where it is undefined for every run."""
     values = runs[column].dropna()
     return None if values.empty else str(values.idxmax())
+
+
+def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training seconds and test seconds per image of each run, beside the paper's Tables 4 and 5 (quoted)."""
+    from .paper import TABLE4_WINDOWED, TABLE5_ASIP
+
+    quoted = {"three_window": TABLE4_WINDOWED, "adjacent": TABLE5_ASIP}
+    table = runs[["arch", "preprocessing", "variant", "train s", "test s/image"]].copy()
+    pairs = [quoted[r.preprocessing][f"{r.arch}-{r.variant}"] for r in table.itertuples()]
+    table["paper train s"] = [train_s for train_s, _ in pairs]
+    table["paper test s/image"] = [test_s for _, test_s in pairs]
+    return table

@@ -161,3 +161,12 @@ def test_run_spec_checks_and_names():
     assert RunSpec("resnet50").loss_weights == (1.0,) * 6
     with pytest.raises(ValueError, match="variant 'best'"):
         RunSpec("resnet50", variant="best").check()
+
+
+def test_timing_table_quotes_the_paper_beside_ours():
+    from ichlib.train import timing_table
+
+    runs = pd.DataFrame({"arch": ["resnet50"], "preprocessing": ["adjacent"], "variant": ["optimised"],
+                         "train s": [12.0], "test s/image": [0.01]}, index=["resnet50-adjacent-optimised"])
+    row = timing_table(runs).iloc[0]
+    assert row["paper train s"] == 49983 and row["paper test s/image"] == 0.021 and row["train s"] == 12.0
