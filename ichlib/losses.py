@@ -11,11 +11,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from .metrics import RSNA_WEIGHTS as METRIC_WEIGHTS
 from .rsna import LABELS
 
 BASELINE_WEIGHTS = (1.0,) * len(LABELS)
 OPTIMISED_WEIGHTS = (5.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # any = 5
-RSNA_WEIGHTS = (2.0, 1.0, 1.0, 1.0, 1.0, 1.0)       # any = 2
+RSNA_WEIGHTS = tuple(float(w) for w in METRIC_WEIGHTS)  # any = 2, as in ichlib.metrics
 EPS = 1e-7
 
 

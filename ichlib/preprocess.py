@@ -139,10 +139,3 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize((size, size), method))
                     for c in range(planes.shape[-1])], axis=-1)
     return out[..., 0] if image.ndim == 2 else out
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] floats to uint8 (rounded), the cache's compact form."""
-    scaled = np.clip(image, 0, 1) * np.float32(255)
-    scaled += np.float32(0.5)  # round half up, then truncate
-    return scaled.astype(np.uint8)

@@ -6,6 +6,7 @@ for a thing that exists returns it, asking with a changed parameter makes a new 
     data/phantom/studies40_seed0_matrix512/      the cohort (ichlib.phantom)
     data/index/<source>/                         index.csv, failures.csv (ichlib.rsna.index_dicoms)
     data/cache/<source>/three_window_128px_brain-subdural-soft/   (ichlib.cache)
+    data/runs/<source>/<run>-<hash of its settings>/             (ichlib.train)
 
 ``<source>`` names the data: the phantom's folder name, or ``rsna-<hash of the path>`` for a real download.
 ``ICHBOOK_DATA`` moves the whole tree elsewhere.
@@ -104,33 +105,3 @@ def run_dir(src: Source, spec) -> Path:
     digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:8]
     return data_root() / "runs" / src.key / f"{spec.name}-{digest}"
 
-
-def train_runs(src: Source, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
-               log=print) -> pd.DataFrame:
-    """Train every run (finished ones are kept, interrupted ones resume) and return one summary row per run.
-
-    The split is by patient from ``seed``; the inputs come from the cache of each run's preprocessing and size.
-    """
-    from .metrics import per_label_auc, weighted_log_loss
-    from .train import load_predictions, split_by_patient, train_model
-
-    table, _ = index(src, workers=workers, progress=False)
-    split = split_by_patient(table, seed, src.labels())
-    rows = []
-    for i, spec in enumerate(specs, 1):
-        wins = windows if spec.preprocessing == "three_window" else windows[:1]
-        data = cache(src, spec.preprocessing, spec.image_size, wins, workers=workers, progress=False)
-        folder = run_dir(src, spec)
-        done = (folder / "done.json").exists()
-        log(f"[{i}/{len(specs)}] {spec.name}: {'finished earlier' if done else 'training'}")
-        summary = train_model(spec, data, split, folder)
-        _, truth, probs = load_predictions(folder, "test")
-        auc = per_label_auc(truth, probs)
-        log(f"    {summary['epochs_run']} epochs, {summary['train_seconds']:.0f} s, test AUC any {auc['any']:.3f}")
-        rows.append({"run": spec.name, "arch": spec.arch, "preprocessing": spec.preprocessing,
-                     "variant": spec.variant, "folder": str(folder), "epochs run": summary["epochs_run"],
-                     "best epoch": summary["best_epoch"] + 1, "train s": summary["train_seconds"],
-                     "test s/image": summary["test_seconds_per_image"],
-                     "test RSNA log loss": weighted_log_loss(truth, probs),
-                     **{f"test AUC {label}": auc[label] for label in auc.index}})
-    return pd.DataFrame(rows).set_index("run")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .cache import MODES
+from .preprocess import PAPER_WINDOWS
 from .rsna import LABELS, SUBTYPES
 
 SPLITS = ("train", "val", "test")
@@ -297,3 +298,34 @@ def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
     table["paper train s"] = [train_s for train_s, _ in pairs]
     table["paper test s/image"] = [test_s for _, test_s in pairs]
     return table
+
+
+def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
+               log=print) -> pd.DataFrame:
+    """Train every run (finished ones are kept, interrupted ones resume) and return one summary row per run.
+
+    The split is by patient from ``seed``; the inputs come from the cache of each run's preprocessing and size.
+    """
+    from . import store
+    from .metrics import per_label_auc, weighted_log_loss
+
+    table, _ = store.index(src, workers=workers, progress=False)
+    split = split_by_patient(table, seed, src.labels())
+    rows = []
+    for i, spec in enumerate(specs, 1):
+        wins = windows if spec.preprocessing == "three_window" else windows[:1]
+        data = store.cache(src, spec.preprocessing, spec.image_size, wins, workers=workers, progress=False)
+        folder = store.run_dir(src, spec)
+        done = (folder / "done.json").exists()
+        log(f"[{i}/{len(specs)}] {spec.name}: {'finished earlier' if done else 'training'}")
+        summary = train_model(spec, data, split, folder)
+        _, truth, probs = load_predictions(folder, "test")
+        auc = per_label_auc(truth, probs)
+        log(f"    {summary['epochs_run']} epochs, {summary['train_seconds']:.0f} s, test AUC any {auc['any']:.3f}")
+        rows.append({"run": spec.name, "arch": spec.arch, "preprocessing": spec.preprocessing,
+                     "variant": spec.variant, "folder": str(folder), "epochs run": summary["epochs_run"],
+                     "best epoch": summary["best_epoch"] + 1, "train s": summary["train_seconds"],
+                     "test s/image": summary["test_seconds_per_image"],
+                     "test RSNA log loss": weighted_log_loss(truth, probs),
+                     **{f"test AUC {label}": auc[label] for label in auc.index}})
+    return pd.DataFrame(rows).set_index("run")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ichlib.cache import build_cache, load_cache
-from ichlib.preprocess import adjacent_stack, resize, three_window, to_uint8
+from ichlib.preprocess import adjacent_stack, resize, three_window
 from ichlib.rsna import index_dicoms, read_hu, read_labels
 
 from .conftest import write_dicom
@@ -37,7 +37,7 @@ def test_three_window_round_trip_skips_bad_files(folder, tmp_path, workers):
     assert len(cache.ids) == 11 and cache.images.shape == (11, 16, 16, 3)
     assert [p.endswith("ID_000000002.dcm") for p, _ in cache.failures] == [True]
     for i, image_id in enumerate(cache.ids):
-        expected = to_uint8(three_window(resize(read_hu(index.loc[image_id, "path"]), 16)))
+        expected = three_window(resize(read_hu(index.loc[image_id, "path"]), 16), dtype=np.uint8)
         # the cache shrinks on the stored integers (read_hu's shrink_to): equal up to float rounding
         assert np.abs(cache.images[i].astype(int) - expected).max() <= 1
         np.testing.assert_array_equal(cache.labels[i], labels.loc[image_id].to_numpy())
@@ -52,15 +52,15 @@ def test_adjacent_mode_uses_neighbours_by_z_and_steps_over_bad_slices(folder, tm
     series = index[index.series == "ID_series1"].sort_values("z")
     hu = [read_hu(p) for p in series.path]
     middle = cache.ids.index(series.index[1])
-    np.testing.assert_array_equal(cache.images[middle], to_uint8(adjacent_stack(hu[0], hu[1], hu[2])))
+    np.testing.assert_array_equal(cache.images[middle], adjacent_stack(hu[0], hu[1], hu[2], dtype=np.uint8))
     bottom = cache.ids.index(series.index[0])
-    np.testing.assert_array_equal(cache.images[bottom], to_uint8(adjacent_stack(None, hu[0], hu[1])))
+    np.testing.assert_array_equal(cache.images[bottom], adjacent_stack(None, hu[0], hu[1], dtype=np.uint8))
     # series 0 lost its slice at z = 5: the slices either side of it now neighbour each other
     s0 = index[index.series == "ID_series0"].sort_values("z")
     assert s0.index[1] == "ID_000000002" and "ID_000000002" not in cache.ids
     hu0 = {i: read_hu(p) for i, p in s0.path.items() if i != "ID_000000002"}
     np.testing.assert_array_equal(cache.images[cache.ids.index(s0.index[2])],
-                                  to_uint8(adjacent_stack(hu0[s0.index[0]], hu0[s0.index[2]], hu0[s0.index[3]])))
+                                  adjacent_stack(hu0[s0.index[0]], hu0[s0.index[2]], hu0[s0.index[3]], dtype=np.uint8))
 
 
 def test_bad_arguments_and_unfinished_cache(folder, tmp_path):
