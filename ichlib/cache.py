@@ -18,17 +18,19 @@ import csv
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .parallel import process_pool
 from .preprocess import PAPER_WINDOWS, adjacent_stack, resize, three_window
 from .rsna import LABELS, DicomError, read_hu
 
 MODES = ("three_window", "adjacent")
+# The channel that shows the slice itself in the brain window: the first window, or the middle of three slices.
+BRAIN_CHANNEL = {"three_window": 0, "adjacent": 1}
 
 
 @dataclass
@@ -112,7 +114,7 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
     if workers == 1:
         results = (_series_images(*job) for job in jobs)
     else:
-        pool = ProcessPoolExecutor(workers)
+        pool = process_pool(workers)
         results = pool.map(_series_images, *zip(*jobs)) if jobs else iter(())
     try:
         for group, (done, bad) in tqdm(zip(groups, results), **bar):

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pydicom
 from pydicom.errors import InvalidDicomError
+
+from .parallel import process_pool
 
 LABELS = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 SUBTYPES = LABELS[1:]
@@ -305,7 +306,7 @@ def index_dicoms(folder: str | os.PathLike, workers: int | None = None,
         results = [_read_header_safe(p) for p in tqdm(paths, **bar)]
     else:
         chunk = max(16, len(paths) // (workers * 16))
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             results = list(tqdm(pool.map(_read_header_safe, paths, chunksize=chunk), **bar))
 
     rows, failures, seen = [], [], set()

@@ -19,13 +19,13 @@ import hashlib
 import io
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..parallel import process_pool
 from ..rsna import LABELS, SUBTYPES
 from .anatomy import Head, render
 from .dicom import ENCODINGS, SliceInfo, write_slice
@@ -275,7 +275,7 @@ def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matri
     if workers == 1:
         records = [_write_study(spec, str(out), subslices) for spec in tqdm(plan, **bar)]
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             records = list(tqdm(pool.map(_write_study, plan, [str(out)] * n_studies, [subslices] * n_studies), **bar))
 
     images = [row for record in records for row in record["images"]]
