@@ -11,9 +11,12 @@ tables show NaN there, which the chapters print as "undefined"; nothing raises.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_curve, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (accuracy_score, f1_score, multilabel_confusion_matrix, precision_recall_curve,
+                             precision_score, recall_score, roc_auc_score, roc_curve)
 
 from .rsna import LABELS
 
@@ -79,15 +82,64 @@ def scores(y_true: np.ndarray, y_prob: np.ndarray, thresholds=0.5) -> pd.DataFra
     return table
 
 
+def evaluate(y_val: np.ndarray, p_val: np.ndarray, y_test: np.ndarray, p_test: np.ndarray) -> dict:
+    """Thresholds chosen on validation (max F1 per label), then the test split scored at them and at 0.5.
+
+    Returns ``{"thresholds": Series, "at validation thresholds": table, "at 0.5": table}``; the tables are
+    :func:`scores` output. The test arrays are used for scoring only.
+    """
+    thresholds = choose_thresholds(y_val, p_val)
+    return {"thresholds": pd.Series(thresholds, index=list(LABELS), name="threshold"),
+            "at validation thresholds": scores(y_test, p_test, thresholds),
+            "at 0.5": scores(y_test, p_test, 0.5)}
+
+
+def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, labels=LABELS) -> dict[str, tuple]:
+    """``{label: (false positive rates, true positive rates, AUC)}`` for the labels with both classes."""
+    curves = {}
+    for j, label in enumerate(LABELS):
+        if label in labels and len(np.unique(y_true[:, j])) == 2:
+            fpr, tpr, _ = roc_curve(y_true[:, j], y_prob[:, j])
+            curves[label] = (fpr, tpr, roc_auc_score(y_true[:, j], y_prob[:, j]))
+    return curves
+
+
+def micro_roc(y_true: np.ndarray, y_prob: np.ndarray) -> tuple | None:
+    """(false positive rates, true positive rates, AUC) over every (image, label) pair pooled: the curve whose
+    area is the ``micro`` AUC of :func:`scores`. None where the split has one class only."""
+    t, p = np.asarray(y_true).ravel(), np.asarray(y_prob).ravel()
+    if len(np.unique(t)) < 2:
+        return None
+    fpr, tpr, _ = roc_curve(t, p)
+    return fpr, tpr, roc_auc_score(t, p)
+
+
+def confusion(y_true: np.ndarray, y_prob: np.ndarray, thresholds=0.5) -> pd.DataFrame:
+    """True / false positives and negatives per label at the thresholds."""
+    y_pred = (np.asarray(y_prob) >= np.broadcast_to(thresholds, (len(LABELS),))).astype(int)
+    cm = multilabel_confusion_matrix(np.asarray(y_true).astype(int), y_pred)
+    return pd.DataFrame({"TN": cm[:, 0, 0], "FP": cm[:, 0, 1], "FN": cm[:, 1, 0], "TP": cm[:, 1, 1]},
+                        index=list(LABELS))
+
+
+def undefined(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A score table for display: numbers rounded, NaN written as "undefined"."""
+    return table.astype(float).round(digits).astype(object).where(table.notna(), "undefined")
+
+
 def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, patients, metric, n: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
+                 level: float = 0.95):
     """A percentile confidence interval for ``metric(y_true, y_prob)`` by resampling whole patients.
 
     Args:
         y_true, y_prob: arrays with one row per image.
         patients: the patient of each row.
-        metric: a function of (y_true, y_prob) returning a number (NaN draws, e.g. one class only, are dropped).
+        metric: a function of (y_true, y_prob) returning a number, or an array of numbers (one interval each);
+            NaN draws (e.g. one class only) are dropped.
         n: bootstrap draws; seed: their generator's seed; level: the interval's coverage.
+
+    Returns:
+        ``(low, high)``: floats for a number, arrays for an array (NaN where no draw was defined).
     """
     patients = np.asarray(patients)
     ids, inverse = np.unique(patients, return_inverse=True)
@@ -96,10 +148,12 @@ def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, patients, metric, n: in
     values = []
     for _ in range(n):
         pick = np.concatenate([rows_of[k] for k in rng.integers(0, len(ids), len(ids))])
-        value = metric(y_true[pick], y_prob[pick])
-        if np.isfinite(value):
-            values.append(value)
-    if not values:
-        return (np.nan, np.nan)
+        values.append(np.asarray(metric(y_true[pick], y_prob[pick]), float))
+    values = np.array(values)
     tail = (1 - level) / 2 * 100
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: undefined, reported as NaN
+        low, high = np.nanpercentile(values, tail, axis=0), np.nanpercentile(values, 100 - tail, axis=0)
+    if values.ndim == 1:
+        return float(low), float(high)
+    return low, high

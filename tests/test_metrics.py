@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -77,3 +78,33 @@ def test_bootstrap_resamples_patients_not_slices():
     assert low == pytest.approx(0.0) and high == pytest.approx(1.0)
     by_slice = bootstrap_ci(y, p, np.arange(100), accuracy, n=400, seed=0)
     assert by_slice[0] > 0.9 and by_slice[1] <= 1.0
+
+
+def test_evaluate_picks_thresholds_on_validation_whatever_the_test_split_says():
+    from ichlib.metrics import evaluate
+
+    rng = np.random.default_rng(2)
+    y_val = (rng.random((60, 6)) > 0.6).astype(int)
+    p_val = np.clip(y_val * 0.4 + rng.random((60, 6)) * 0.6, 0, 1)
+    y_test = (rng.random((40, 6)) > 0.6).astype(int)
+    first = evaluate(y_val, p_val, y_test, rng.random((40, 6)))
+    second = evaluate(y_val, p_val, 1 - y_test, rng.random((40, 6)))
+    assert first["thresholds"].equals(second["thresholds"])
+    assert not first["at 0.5"].equals(second["at 0.5"])
+
+
+def test_confusion_counts_and_roc_curves():
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.metrics import confusion, roc_curves, undefined
+
+    y = np.zeros((6, 6), int)
+    y[:2, 0] = 1
+    p = np.tile(np.array([[0.9], [0.4], [0.6], [0.1], [0.2], [0.3]]), (1, 6))
+    table = confusion(y, p, 0.5)
+    assert table.loc["any"].to_dict() == {"TN": 3, "FP": 1, "FN": 1, "TP": 1}
+    assert table.loc["epidural"].to_dict() == {"TN": 4, "FP": 2, "FN": 0, "TP": 0}
+    curves = roc_curves(y, p)
+    assert list(curves) == ["any"] and curves["any"][2] == pytest.approx(roc_auc_score(y[:, 0], p[:, 0]))
+    shown = undefined(pd.DataFrame({"AUC": [0.91234, np.nan]}))
+    assert shown["AUC"].tolist() == [0.912, "undefined"]

@@ -1,0 +1,245 @@
+"""The paper's Tables 6-8 and the headline results, computed from the saved predictions of the trained runs.
+
+Every row is scored the same way: per-label thresholds are chosen on the validation split (maximum F1) and
+applied unchanged to the test split; accuracy, F1, recall and precision are then pooled over every (image,
+label) decision ("micro"), the only averaging under which accuracy near 0.94 sits beside F1 near 0.78 as in
+the paper's tables (the many negative decisions lift accuracy); the AUC column is pooled the same way. The
+field's scores stand beside them: the `any` AUC and the RSNA weighted log loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import ensemble
+from .metrics import bootstrap_ci, choose_thresholds, per_label_auc, scores, weighted_log_loss
+from .paper import PAPER_SCORES, PAPER_TABLES
+from .rsna import LABELS
+from .train import load_predictions
+
+GROUPS = ("three_window", "adjacent", "all")
+OURS = ("accuracy", "F1", "recall", "precision", "AUC", "AUC any", "RSNA log loss")
+
+
+@dataclass
+class Predictions:
+    """The predictions of several runs on one split, aligned by image: probs is (models, images, 6)."""
+
+    names: list[str]
+    ids: pd.Index
+    truth: np.ndarray
+    probs: np.ndarray
+
+    def pick(self, names) -> "Predictions":
+        rows = [self.names.index(n) for n in names]
+        return Predictions(list(names), self.ids, self.truth, self.probs[rows])
+
+
+def load(runs: pd.DataFrame, split: str) -> Predictions:
+    """Predictions of every run in ``runs`` (``train.train_runs`` output: index = run name, column ``folder``)."""
+    names, probs, ids, truth = [], [], None, None
+    for name, folder in runs["folder"].items():
+        run_ids, run_truth, run_probs = load_predictions(folder, split)
+        if ids is None:
+            ids, truth = run_ids, run_truth
+        elif not run_ids.equals(ids):
+            run_probs = pd.DataFrame(run_probs, index=run_ids).reindex(ids).to_numpy()
+            if np.isnan(run_probs).any():
+                raise ValueError(f"run {name} ({folder}) predicted other {split} images than the others")
+        names.append(name)
+        probs.append(run_probs)
+    if ids is None:
+        raise ValueError("no runs given")
+    return Predictions(names, ids, truth, np.stack(probs))
+
+
+def summary_row(y_val, s_val, y_test, s_test, decision_test=None) -> dict:
+    """One table row: the paper's five scores (micro, at validation thresholds) and the field's two.
+
+    ``decision_test`` (0/1, images x 6), when given, replaces the thresholded scores (the vote's own decision);
+    then no log loss is reported, a vote share being no probability.
+    """
+    if decision_test is None:
+        table = scores(y_test, s_test, choose_thresholds(y_val, s_val))
+        loss = weighted_log_loss(y_test, s_test)
+    else:
+        table = _scores_of_decision(y_test, s_test, decision_test)
+        loss = np.nan
+    micro = table.loc["micro"]
+    return {**{k: micro[k] for k in PAPER_SCORES}, "AUC any": table.at["any", "AUC"], "RSNA log loss": loss}
+
+
+def _scores_of_decision(y_true, score, decision) -> pd.DataFrame:
+    # scores() thresholds a score; a decision in {0, 1} thresholded at 0.5 is itself. AUC still uses the score.
+    table = scores(y_true, decision, 0.5)
+    auc = scores(y_true, score, 0.5)["AUC"]
+    table["AUC"] = auc
+    return table
+
+
+def ensemble_output(method: str, val: Predictions, test: Predictions, weights_from: str = "validation") -> tuple:
+    """(validation score, test score, test decision or None) of one ensemble of the models in ``val``/``test``.
+
+    The vote's score is its share of positive votes, each model voting at its own validation thresholds; its
+    decision is the majority (ties positive). The other two give probabilities, thresholded later.
+    """
+    if method == "average":
+        return ensemble.average(val.probs), ensemble.average(test.probs), None
+    if method == "weighted":
+        w = weights(val, test, weights_from)
+        return ensemble.weighted(val.probs, w), ensemble.weighted(test.probs, w), None
+    if method == "vote":
+        cuts = np.stack([choose_thresholds(val.truth, p) for p in val.probs])
+        return (ensemble.vote_share(val.probs, cuts), ensemble.vote_share(test.probs, cuts),
+                ensemble.vote(test.probs, cuts))
+    raise ValueError(f"unknown ensemble method {method!r}; expected one of {ensemble.METHODS}")
+
+
+def ensemble_scores(method: str, val: Predictions, test: Predictions, weights_from: str = "validation") -> dict:
+    """One table row for an ensemble of the models in ``val`` / ``test`` (same names), scored on test."""
+    s_val, s_test, decision = ensemble_output(method, val, test, weights_from)
+    return summary_row(val.truth, s_val, test.truth, s_test, decision)
+
+
+def weights(val: Predictions, test: Predictions, weights_from: str = "validation") -> np.ndarray:
+    """The weighted ensemble's weights: each model's accuracy at 0.5 on validation, or (the paper's leaky
+    choice) on test."""
+    if weights_from not in ("validation", "test"):
+        raise ValueError(f"weights_from must be 'validation' or 'test', got {weights_from!r}")
+    source = val if weights_from == "validation" else test
+    return ensemble.accuracies(source.truth, source.probs)
+
+
+def group_runs(runs: pd.DataFrame, group: str) -> pd.DataFrame:
+    if group == "all":
+        return runs
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; expected one of {GROUPS}")
+    return runs[runs["preprocessing"] == group]
+
+
+def paper_table(runs: pd.DataFrame, val: Predictions, test: Predictions, group: str,
+                weights_from: str = "validation", search_method: str = "weighted",
+                search_metric: str = "AUC any") -> pd.DataFrame:
+    """One of the paper's Tables 6 (three_window), 7 (adjacent) or 8 (all), ours beside the paper's.
+
+    Rows: each single model (Tables 6 and 7), the average / vote / weighted ensembles of the baseline and of the
+    optimised models, and the best combination of the group's models found on validation
+    (:func:`ichlib.ensemble.search`). Columns: ours (:data:`OURS`, phantom, test split) and ``paper <score>``
+    (quoted, real RSNA data). Rows the profile did not train are left out.
+    """
+    members = group_runs(runs, group)
+    quoted = PAPER_TABLES[group]
+    rows: dict[str, dict] = {}
+    if group != "all":
+        for name, run in members.iterrows():
+            k = test.names.index(name)
+            rows[f"{run['arch']}-{run['variant']}"] = summary_row(val.truth, val.probs[k], test.truth, test.probs[k])
+    for variant in ("baseline", "optimised"):
+        names = list(members.index[members["variant"] == variant])
+        if not names:
+            continue
+        for method in ensemble.METHODS:
+            rows[f"{method} of {variant}"] = ensemble_scores(method, val.pick(names), test.pick(names), weights_from)
+    best = best_combination(val.pick(list(members.index)), test.pick(list(members.index)), search_method,
+                            search_metric, weights_from)
+    rows["best combination"] = best["row"]
+    order = [r for r in quoted if r in rows] + [r for r in rows if r not in quoted]  # the paper's row order
+    table = pd.DataFrame(rows).T.reindex(index=order, columns=list(OURS))
+    for j, score in enumerate(PAPER_SCORES):
+        table[f"paper {score}"] = [quoted[r][j] if r in quoted else np.nan for r in table.index]
+    table.attrs["best combination"] = best["models"]
+    return table
+
+
+def best_combination(val: Predictions, test: Predictions, method: str = "weighted", metric: str = "AUC any",
+                     weights_from: str = "validation") -> dict:
+    """The subset of models whose ensemble scores best on validation, and its scores on test."""
+    w = weights(val, test, weights_from) if method == "weighted" else None
+    found = ensemble.search(val.probs, val.truth, val.names, method, metric, weights=w)
+    mask = found.attrs["masks"][0]
+    names = [n for n, m in zip(val.names, mask) if m]
+    return {"models": names, "validation": float(found.iloc[0][metric]), "search": found,
+            "row": ensemble_scores(method, val.pick(names), test.pick(names), weights_from)}
+
+
+def headline(y_true, y_prob, thresholds, patients, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The results table of one model or ensemble on one split.
+
+    Returns ``{"labels": table, "RSNA log loss": (value, low, high)}``: per label, the AUC with its 95 %
+    patient-bootstrap interval, accuracy / F1 / recall / precision at the given (validation) thresholds and the
+    number of positives; and the RSNA weighted log loss with its interval.
+    """
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    table = scores(y_true, y_prob, thresholds).loc[list(LABELS)]
+    low, high = bootstrap_ci(y_true, y_prob, patients, lambda t, p: per_label_auc(t, p).to_numpy(), n_boot, seed)
+    at = table.columns.get_loc("AUC") + 1
+    table.insert(at, "AUC 95% low", low)
+    table.insert(at + 1, "AUC 95% high", high)
+    table["positives"] = y_true.sum(axis=0).astype(int)
+    loss_low, loss_high = bootstrap_ci(y_true, y_prob, patients, weighted_log_loss, n_boot, seed)
+    return {"labels": table, "RSNA log loss": (weighted_log_loss(y_true, y_prob), loss_low, loss_high)}
+
+
+def _pooled_auc(y, p) -> float:
+    return float(scores(y, p, 0.5).at["micro", "AUC"])
+
+
+def claims(runs: pd.DataFrame, val: Predictions, test: Predictions, weights_from: str = "validation") -> pd.DataFrame:
+    """The paper's main comparative findings, each checked on our test split.
+
+    The paper's side is computed from its quoted tables (pooled AUC, the tables' last column); ours from the
+    runs given. A claim that needs runs the profile did not train is left out.
+    """
+    rows = []
+    auc = {name: _pooled_auc(test.truth, test.probs[k]) for k, name in enumerate(test.names)}
+    paper_single = {g: {k: v[4] for k, v in PAPER_TABLES[g].items() if " " not in k} for g in GROUPS[:2]}
+
+    groups = [g for g in GROUPS[:2] if (runs["preprocessing"] == g).any()]
+    if len(groups) == 2:
+        ours = {g: np.mean([auc[n] for n in group_runs(runs, g).index]) for g in groups}
+        theirs = {g: np.mean(list(paper_single[g].values())) for g in groups}
+        rows.append({"claim": "three-window input beats adjacent slices (mean AUC of the single models)",
+                     "paper": f"{theirs['three_window']:.3f} vs {theirs['adjacent']:.3f}",
+                     "ours (phantom)": f"{ours['three_window']:.3f} vs {ours['adjacent']:.3f}",
+                     "holds here": bool(ours["three_window"] > ours["adjacent"])})
+    pairs = [(g, a) for g in groups for a in runs["arch"].unique()
+             if {f"{a}-{g}-baseline", f"{a}-{g}-optimised"} <= set(auc)]
+    if pairs:
+        ours_up = sum(auc[f"{a}-{g}-optimised"] > auc[f"{a}-{g}-baseline"] for g, a in pairs)
+        theirs_up = sum(paper_single[g][f"{a}-optimised"] > paper_single[g][f"{a}-baseline"] for g, a in pairs)
+        rows.append({"claim": "the optimised variant (weighted any, flips) beats its baseline (mostly or not)",
+                     "paper": f"in {theirs_up} of {len(pairs)} pairs",
+                     "ours (phantom)": f"in {ours_up} of {len(pairs)} pairs",
+                     "holds here": bool((ours_up > len(pairs) / 2) == (theirs_up > len(pairs) / 2))})
+    cases, ours_w, theirs_w = 0, 0, 0
+    for g in groups:
+        for variant in ("baseline", "optimised"):
+            names = list(group_runs(runs, g).index[group_runs(runs, g)["variant"] == variant])
+            if len(names) < 2:
+                continue
+            cases += 1
+            ours_m = {m: _pooled_auc(test.truth, ensemble_output(m, val.pick(names), test.pick(names), weights_from)[1])
+                      for m in ensemble.METHODS}
+            ours_w += max(ours_m, key=ours_m.get) == "weighted"
+            theirs_m = {m: PAPER_TABLES[g][f"{m} of {variant}"][4] for m in ensemble.METHODS}
+            theirs_w += max(theirs_m, key=theirs_m.get) == "weighted"
+    if cases:
+        rows.append({"claim": "the weighted ensemble is the best of the three ensembles",
+                     "paper": f"in {theirs_w} of {cases} groups", "ours (phantom)": f"in {ours_w} of {cases} groups",
+                     "holds here": bool(ours_w > cases / 2)})
+    if len(test.names) > 1:
+        val_auc = {name: _pooled_auc(val.truth, val.probs[k]) for k, name in enumerate(val.names)}
+        single = auc[max(val_auc, key=val_auc.get)]  # the best single model, chosen on validation
+        combo = best_combination(val, test, "weighted", "AUC any", weights_from)
+        ours_combo = combo["row"]["AUC"]
+        theirs_best = max(v[4] for g in GROUPS[:2] for k, v in PAPER_TABLES[g].items() if " " not in k)
+        rows.append({"claim": "the best combination beats the best single model (pooled AUC; ours chosen on "
+                              "validation, the paper's on test)",
+                     "paper": f"{PAPER_TABLES['all']['best combination'][4]:.3f} vs {theirs_best:.3f}",
+                     "ours (phantom)": f"{ours_combo:.3f} vs {single:.3f}",
+                     "holds here": bool(ours_combo > single)})
+    return pd.DataFrame(rows, columns=["claim", "paper", "ours (phantom)", "holds here"]).set_index("claim")

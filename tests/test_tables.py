@@ -1,0 +1,101 @@
+"""ichlib.tables: the paper's Tables 6-8 and the headline, from fake saved predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ichlib import tables
+from ichlib.paper import TABLE6_WINDOWED, TABLE8_ALL
+from ichlib.rsna import LABELS
+
+ARCHS = ("efficientnetb2", "resnet50", "densenet121")
+
+
+def write_run(folder, ids, truth, probs, split):
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame({"ID": ids})
+    for j, label in enumerate(LABELS):
+        frame[f"true_{label}"] = truth[:, j]
+    for j, label in enumerate(LABELS):
+        frame[f"prob_{label}"] = probs[:, j]
+    frame.to_csv(folder / f"predictions_{split}.csv", index=False)
+
+
+@pytest.fixture
+def runs(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = {s: (rng.random((n, 6)) > 0.7).astype(int) for s, n in (("val", 80), ("test", 90))}
+    rows = []
+    for k, (pre, arch, variant) in enumerate((p, a, v) for p in ("three_window", "adjacent") for a in ARCHS
+                                             for v in ("baseline", "optimised")):
+        name = f"{arch}-{pre}-{variant}"
+        noise = 0.3 + 0.1 * k
+        for split, y in truth.items():
+            ids = [f"ID_{split}{i:04d}" for i in range(len(y))]
+            probs = 1 / (1 + np.exp(-((2 * y - 1) + rng.normal(0, noise * 3, y.shape))))
+            write_run(tmp_path / name, ids, y, probs, split)
+        rows.append({"run": name, "arch": arch, "preprocessing": pre, "variant": variant,
+                     "folder": str(tmp_path / name)})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def test_table6_has_the_papers_rows_and_quotes_beside_ours(runs):
+    val, test = tables.load(runs, "val"), tables.load(runs, "test")
+    table = tables.paper_table(runs, val, test, "three_window")
+    assert list(table.index) == list(TABLE6_WINDOWED)
+    assert table.at["resnet50-baseline", "paper AUC"] == TABLE6_WINDOWED["resnet50-baseline"][4]
+    assert table[list(tables.OURS[:5])].notna().all().all()
+    assert np.isnan(table.at["vote of baseline", "RSNA log loss"])  # a vote share is no probability
+    assert all("three_window" in name for name in table.attrs["best combination"])
+    assert ((table["accuracy"] > 0) & (table["accuracy"] <= 1)).all()
+
+
+def test_table8_pools_both_preprocessings_and_has_no_single_rows(runs):
+    val, test = tables.load(runs, "val"), tables.load(runs, "test")
+    table = tables.paper_table(runs, val, test, "all", search_metric="mean AUC")
+    assert list(table.index) == list(TABLE8_ALL)
+
+
+def test_weights_from_test_is_the_papers_leak_and_changes_the_weights(runs):
+    val, test = tables.load(runs, "val"), tables.load(runs, "test")
+    np.testing.assert_allclose(tables.weights(val, test), tables.weights(val, test, "validation"))
+    assert not np.allclose(tables.weights(val, test, "test"), tables.weights(val, test))
+    with pytest.raises(ValueError, match="weights_from"):
+        tables.weights(val, test, "train")
+
+
+def test_load_refuses_runs_that_predicted_other_images(runs, tmp_path):
+    odd = runs.iloc[:2].copy()
+    y = np.zeros((3, 6))
+    write_run(tmp_path / "odd", ["x1", "x2", "x3"], y, y, "val")
+    odd.iloc[1, odd.columns.get_loc("folder")] = str(tmp_path / "odd")
+    with pytest.raises(ValueError, match="other val images"):
+        tables.load(odd, "val")
+
+
+def test_headline_gives_intervals_per_label_and_for_the_log_loss():
+    rng = np.random.default_rng(1)
+    y = (rng.random((120, 6)) > 0.7).astype(int)
+    y[:, 1] = 0  # no epidural in this split
+    p = np.clip(y * 0.5 + rng.random((120, 6)) * 0.5, 0, 1)
+    patients = np.repeat(np.arange(12), 10)
+    out = tables.headline(y, p, 0.5, patients, n_boot=200)
+    table = out["labels"]
+    assert (table["AUC 95% low"].drop("epidural") <= table["AUC"].drop("epidural")).all()
+    assert (table["AUC"].drop("epidural") <= table["AUC 95% high"].drop("epidural")).all()
+    assert np.isnan(table.at["epidural", "AUC 95% low"]) and table.at["epidural", "positives"] == 0
+    value, low, high = out["RSNA log loss"]
+    assert low <= value <= high
+
+
+def test_claims_compare_the_papers_findings_with_ours(runs):
+    val, test = tables.load(runs, "val"), tables.load(runs, "test")
+    table = tables.claims(runs, val, test)
+    assert len(table) == 4 and table["holds here"].map(type).eq(bool).all()
+    row = table.loc["three-window input beats adjacent slices (mean AUC of the single models)"]
+    assert row["paper"] == "0.828 vs 0.806"  # 4.969 / 6 and 4.835 / 6, the quoted Tables 6 and 7
+    assert table.loc[table.index.str.startswith("the optimised"), "paper"].iloc[0] == "in 2 of 6 pairs"
+    single = tables.claims(runs.iloc[:1], val.pick(val.names[:1]), test.pick(test.names[:1]))
+    assert single.empty  # one model: nothing to compare
