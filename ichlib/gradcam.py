@@ -1,0 +1,127 @@
+"""Grad-CAM heatmaps (Selvaraju et al., 2017) for the book's models, compiled once per model and layer.
+
+For a label, the heatmap of an image is ReLU(sum over channels of A_c * w_c), where A is the chosen layer's
+feature map and w_c the mean over positions of d(score)/dA_c; it is upsampled to the input size and divided by
+its maximum (an all-zero map stays zero). The score differentiated is the label's **pre-sigmoid** value (the
+logit): the probability saturates near 0 and 1, where its gradient vanishes and the map would go blank.
+
+The layer defaults to the last one with a spatial (4-D) output before the head, which for the three backbones
+is the last convolutional block (``ichlib.models.LAST_CONV``). Works under TensorFlow (``tf.function`` and a
+gradient tape) and JAX (``jax.jit`` and ``jax.grad``).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from .rsna import LABELS
+
+OUTPUT_LAYER = "labels"  # the sigmoid output layer of ichlib.models; its kernel and bias give the logits
+
+
+def label_index(label: int | str) -> int:
+    """A label given by index or by name in ``LABELS``."""
+    if isinstance(label, str):
+        if label not in LABELS:
+            raise ValueError(f"unknown label {label!r}; expected one of {', '.join(LABELS)}")
+        return LABELS.index(label)
+    if not 0 <= int(label) < len(LABELS):
+        raise ValueError(f"label index {label} out of range 0-{len(LABELS) - 1}")
+    return int(label)
+
+
+def last_conv_layer(model: keras.Model) -> str:
+    """The name of the last layer with a 4-D (batch, rows, cols, channels) output: the last convolutional block."""
+    for layer in reversed(model.layers):
+        if layer.name == OUTPUT_LAYER:
+            continue
+        shape = getattr(layer, "output", None)
+        if shape is not None and len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer):
+            return layer.name
+    raise ValueError(f"model {model.name!r} has no layer with a spatial output")
+
+
+def _cam(a, g, size):
+    ops = keras.ops
+    a, g = ops.cast(a, "float32"), ops.cast(g, "float32")
+    weights = ops.mean(g, axis=(1, 2), keepdims=True)
+    cam = ops.relu(ops.sum(a * weights, axis=-1, keepdims=True))
+    cam = ops.image.resize(cam, size, interpolation="bilinear")[..., 0]
+    top = ops.max(cam, axis=(1, 2), keepdims=True)
+    return ops.where(top > 0, cam / ops.maximum(top, 1e-12), ops.zeros_like(cam))
+
+
+def _score(h, kernel, bias, j):
+    """Sum over the batch of label j's logit (a one-hot pick: indexing by a traced j lost the gradient in TF)."""
+    ops = keras.ops
+    logits = ops.matmul(ops.cast(h, "float32"), ops.cast(kernel, "float32")) + ops.cast(bias, "float32")
+    return ops.sum(logits * ops.one_hot(j, len(LABELS)))
+
+
+def _build(model: keras.Model, layer: str):
+    """A compiled function (images, label index) -> heatmaps, for one model and layer."""
+    conv = model.get_layer(layer).output
+    features = keras.Model(model.input, conv, name=f"{model.name}_features")
+    head = keras.Model(conv, model.get_layer(OUTPUT_LAYER).input, name=f"{model.name}_head")
+    dense = model.get_layer(OUTPUT_LAYER)
+    size = tuple(model.input_shape[1:3])
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        spec = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32), tf.TensorSpec((), tf.int32)]
+
+        @tf.function(input_signature=spec)  # any batch size, any label: traced once
+        def run(x, j):
+            a = features(x, training=False)
+            with tf.GradientTape() as tape:
+                tape.watch(a)
+                score = _score(head(a, training=False), dense.kernel.value, dense.bias.value, j)
+            return _cam(a, tape.gradient(score, a), size)
+
+        return lambda x, j: run(x, tf.constant(j, tf.int32))
+    if backend == "jax":
+        import jax
+
+        f_vars = ([v.value for v in features.trainable_variables], [v.value for v in features.non_trainable_variables])
+        h_vars = ([v.value for v in head.trainable_variables], [v.value for v in head.non_trainable_variables])
+
+        @jax.jit
+        def run(x, j, f_vars, h_vars, kernel, bias):
+            a, _ = features.stateless_call(*f_vars, x, training=False)
+
+            def score(a):
+                h, _ = head.stateless_call(*h_vars, a, training=False)
+                return _score(h, kernel, bias, j)
+
+            return _cam(a, jax.grad(score)(a), size)
+
+        return lambda x, j: run(x, j, f_vars, h_vars, dense.kernel.value, dense.bias.value)
+    raise NotImplementedError(f"Grad-CAM is written for the tensorflow and jax backends, not {backend!r}")
+
+
+def gradcam(model: keras.Model, images: np.ndarray, label: int | str, layer: str | None = None,
+            batch_size: int = 32) -> np.ndarray:
+    """Heatmaps in [0, 1] at the input size, one per image: (n, rows, cols) float32.
+
+    Args:
+        model: an ``ichlib.models.build_model`` model (or any with a sigmoid Dense output named "labels").
+        images: (n, rows, cols, 3) as the model takes them (the cache's 0-255 values).
+        label: index or name in ``LABELS``.
+        layer: the feature layer; default :func:`last_conv_layer`.
+        batch_size: images per compiled call.
+    """
+    j = label_index(label)
+    layer = layer or last_conv_layer(model)
+    compiled = getattr(model, "_ichlib_gradcam", None)
+    if compiled is None:
+        compiled = {}
+        model._ichlib_gradcam = compiled  # one traced function per model and layer, reused across calls
+    if layer not in compiled:
+        compiled[layer] = _build(model, layer)
+    x = np.asarray(images, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"images must be (n, rows, cols, channels), got shape {x.shape}")
+    out = [np.asarray(compiled[layer](x[i:i + batch_size], j)) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, *x.shape[1:3]), np.float32)

@@ -1,0 +1,84 @@
+"""How well a heatmap finds the bleed, scored against the phantom's true masks.
+
+Three scores per (heatmap, mask) pair, each common in the saliency literature:
+
+- **pointing game**: the heatmap's maximum falls inside the mask, dilated by a tolerance of a few pixels
+  (a heatmap from a 2x2 or 4x4 feature map cannot point more finely);
+- **energy inside**: the share of the heatmap's total inside the (undilated) mask;
+- **heatmap AUC**: the ROC AUC of the heatmap's values as a pixel classifier of the mask.
+
+A blank heatmap points nowhere (a miss), has no energy share and no AUC (NaN, reported as undefined).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy.ndimage import binary_dilation
+from sklearn.metrics import roc_auc_score
+
+
+def mask_to(mask: np.ndarray, size: int) -> np.ndarray:
+    """A full-resolution bool mask at ``size`` x ``size``: a pixel is in where any part of its area is."""
+    coverage = Image.fromarray(mask.astype(np.float32)).resize((size, size), Image.Resampling.BOX)
+    return np.asarray(coverage) > 0
+
+
+def pointing_game(heatmap: np.ndarray, mask: np.ndarray, tolerance: int = 1) -> bool:
+    """True when the heatmap's maximum lies in the mask dilated by ``tolerance`` pixels (False if blank)."""
+    if not mask.any() or heatmap.max() <= 0:
+        return False
+    grown = binary_dilation(mask, iterations=tolerance) if tolerance > 0 else mask
+    return bool(grown.flat[int(np.argmax(heatmap))])
+
+
+def energy_inside(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the heatmap's sum inside the mask (NaN for a blank heatmap)."""
+    total = float(heatmap.sum())
+    return float(heatmap[mask].sum() / total) if total > 0 else np.nan
+
+
+def heatmap_auc(heatmap: np.ndarray, mask: np.ndarray) -> float:
+    """ROC AUC of heatmap values against mask membership (NaN if the mask is empty or everything, or the
+    heatmap is blank)."""
+    if mask.all() or not mask.any() or heatmap.max() <= 0:
+        return np.nan
+    return float(roc_auc_score(mask.ravel(), heatmap.ravel()))
+
+
+def score(heatmap: np.ndarray, mask: np.ndarray, tolerance: int = 1) -> dict:
+    """The three scores of one heatmap; ``mask`` is resized to the heatmap when their sizes differ."""
+    if mask.shape != heatmap.shape:
+        mask = mask_to(mask, heatmap.shape[0])
+    return {"pointing game": pointing_game(heatmap, mask, tolerance), "energy inside": energy_inside(heatmap, mask),
+            "heatmap AUC": heatmap_auc(heatmap, mask), "mask share": float(mask.mean())}
+
+
+def score_slices(heatmaps: np.ndarray, ids, masks: dict, tolerance: int = 1) -> pd.DataFrame:
+    """One row per (slice, subtype): the slice's heatmap scored against that subtype's mask, and one row
+    ``subtype="any"`` against the union of its masks. ``masks[id]`` is ``{subtype: bool array}``."""
+    rows = []
+    for heat, image_id in zip(heatmaps, ids):
+        parts = masks.get(image_id, {})
+        if not parts:
+            continue
+        union = np.logical_or.reduce(list(parts.values()))
+        for subtype, mask in [("any", union), *parts.items()]:
+            rows.append({"ID": image_id, "subtype": subtype, **score(heat, mask, tolerance)})
+    return pd.DataFrame(rows, columns=["ID", "subtype", "pointing game", "energy inside", "heatmap AUC",
+                                       "mask share"])
+
+
+def summarise(rows: pd.DataFrame, by=("model", "subtype")) -> pd.DataFrame:
+    """Per group: slices scored, pointing-game hit rate, mean energy inside, mean heatmap AUC, and the mask's
+    mean share of the image (the energy a uniform heatmap would put inside: the chance level)."""
+    grouped = rows.groupby(list(by), sort=False)
+    table = pd.DataFrame({
+        "slices": grouped.size(),
+        "pointing game": grouped["pointing game"].mean(),
+        "energy inside": grouped["energy inside"].mean(),
+        "chance energy": grouped["mask share"].mean(),
+        "heatmap AUC": grouped["heatmap AUC"].mean(),
+    })
+    return table

@@ -1,0 +1,86 @@
+"""ichlib.gradcam on hand-built models (where the answer is known) and on the three backbones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from ichlib.gradcam import gradcam, label_index, last_conv_layer  # noqa: E402
+from ichlib.models import LAST_CONV, build_model  # noqa: E402
+
+SIZE = 16
+REGION = (slice(2, 7), slice(9, 14))  # rows 2-6, columns 9-13
+
+
+class RegionMask(keras.layers.Layer):
+    """Zeroes everything outside REGION: the score can only depend on what lies inside it."""
+
+    def call(self, x):
+        mask = np.zeros((1, SIZE, SIZE, 1), np.float32)
+        mask[0, REGION[0], REGION[1], 0] = 1
+        return x * mask
+
+
+def region_model():
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv",
+                            kernel_initializer=keras.initializers.Constant(0.1))(inputs)
+    x = RegionMask(name="masked")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = keras.layers.Dense(8, activation="relu", name="head_dense",
+                           kernel_initializer=keras.initializers.Constant(0.2))(x)
+    outputs = keras.layers.Dense(6, activation="sigmoid", name="labels",
+                                 kernel_initializer=keras.initializers.Constant(0.3))(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_the_heatmap_peaks_where_the_score_looks():
+    model = region_model()
+    image = np.random.default_rng(0).uniform(0, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
+    heat = gradcam(model, image, "any")[0]
+    assert heat.shape == (SIZE, SIZE) and heat.max() == pytest.approx(1.0)
+    inside = np.zeros((SIZE, SIZE), bool)
+    inside[REGION] = True
+    assert inside.flat[int(np.argmax(heat))]
+    assert heat[~inside].max() == 0
+
+
+def test_agrees_with_a_direct_gradient_tape():
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the reference computation uses TensorFlow")
+    model = region_model()
+    image = np.random.default_rng(1).uniform(0, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    probe = keras.Model(model.input, [model.get_layer("conv").output, model.get_layer("labels").input])
+    kernel, bias = model.get_layer("labels").kernel, model.get_layer("labels").bias
+    with tf.GradientTape() as tape:
+        a, h = probe(image)
+        logit = tf.reduce_sum(tf.matmul(h, kernel)[:, 4] + bias[4])  # subarachnoid, pre-sigmoid
+    g = tape.gradient(logit, a).numpy()
+    cam = np.maximum((a.numpy() * g.mean(axis=(1, 2), keepdims=True)).sum(-1), 0)
+    cam /= cam.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(gradcam(model, image, "subarachnoid", layer="conv"), cam, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", list(LAST_CONV))
+def test_finds_each_backbones_last_block_and_stays_finite_on_a_constant_image(arch):
+    model = build_model(arch, 32)
+    assert last_conv_layer(model) == LAST_CONV[arch]
+    heat = gradcam(model, np.full((2, 32, 32, 3), 128.0, np.float32), 0)
+    assert heat.shape == (2, 32, 32) and np.isfinite(heat).all() and heat.min() >= 0 and heat.max() <= 1
+
+
+def test_a_blank_map_is_zero_not_nan():
+    model = region_model()
+    heat = gradcam(model, np.zeros((1, SIZE, SIZE, 3), np.float32), 0, layer="masked")
+    assert np.isfinite(heat).all() and heat.max() == 0
+
+
+def test_labels_by_name_or_index_and_bad_ones_refused():
+    assert label_index("subdural") == 5 and label_index(0) == 0
+    with pytest.raises(ValueError, match="'bleed'"):
+        label_index("bleed")
+    with pytest.raises(ValueError, match="out of range"):
+        label_index(6)

@@ -1,0 +1,59 @@
+"""ichlib.localisation on hand-made heatmaps and masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ichlib import localisation
+
+
+def square(size=16, rows=slice(4, 8), cols=slice(4, 8)):
+    mask = np.zeros((size, size), bool)
+    mask[rows, cols] = True
+    return mask
+
+
+def test_pointing_game_with_and_without_tolerance():
+    mask = square()
+    heat = np.zeros((16, 16))
+    heat[5, 5] = 1
+    assert localisation.pointing_game(heat, mask)
+    heat = np.zeros((16, 16))
+    heat[8, 5] = 1  # one pixel below the mask
+    assert not localisation.pointing_game(heat, mask, tolerance=0)
+    assert localisation.pointing_game(heat, mask, tolerance=1)
+    assert not localisation.pointing_game(np.zeros((16, 16)), mask)  # blank: a miss
+
+
+def test_energy_and_auc_by_hand():
+    mask = square()
+    heat = np.where(mask, 3.0, 1.0)
+    inside, outside = 16 * 3.0, (256 - 16) * 1.0
+    assert localisation.energy_inside(heat, mask) == pytest.approx(inside / (inside + outside))
+    assert localisation.heatmap_auc(heat, mask) == pytest.approx(1.0)
+    assert localisation.heatmap_auc(np.where(mask, 0.0, 1.0), mask) == pytest.approx(0.0)
+    assert np.isnan(localisation.energy_inside(np.zeros((16, 16)), mask))
+    assert np.isnan(localisation.heatmap_auc(np.ones((16, 16)), np.zeros((16, 16), bool)))
+
+
+def test_masks_shrink_by_coverage_and_scores_resize_them():
+    big = np.zeros((64, 64), bool)
+    big[0, 0] = True  # one pixel of a 4x4 block
+    small = localisation.mask_to(big, 16)
+    assert small[0, 0] and small.sum() == 1
+    heat = np.zeros((16, 16))
+    heat[0, 0] = 1
+    row = localisation.score(heat, big, tolerance=0)
+    assert row["pointing game"] and row["energy inside"] == 1.0 and row["mask share"] == pytest.approx(1 / 256)
+
+
+def test_summary_per_model_and_subtype():
+    rows = pd.DataFrame({"model": ["a", "a", "b"], "subtype": ["subdural"] * 3, "pointing game": [True, False, True],
+                         "energy inside": [0.5, 0.1, np.nan], "heatmap AUC": [0.9, 0.5, np.nan],
+                         "mask share": [0.1, 0.1, 0.2]})
+    table = localisation.summarise(rows)
+    assert table.loc[("a", "subdural"), "slices"] == 2 and table.loc[("a", "subdural"), "pointing game"] == 0.5
+    assert table.loc[("a", "subdural"), "energy inside"] == pytest.approx(0.3)
+    assert table.loc[("b", "subdural"), "pointing game"] == 1.0
