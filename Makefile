@@ -9,7 +9,7 @@ SEED ?= 0
 MATRIX ?= 512
 PROFILE ?= cpu
 
-.PHONY: setup test book lab kernel cohort bench clean
+.PHONY: setup test book lab kernel app cohort bench clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +32,10 @@ kernel: setup
 # JupyterLab on the chapter sources, with the project's kernel (outputs are not committed: clear them before saving).
 lab: kernel
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The reader app on localhost (Streamlit); its own options pass through: make app ARGS="--server.port 8600"
+app: setup
+	$(PY) -m ichlib app $(ARGS)
 
 # The phantom alone, where the book looks for it (make book makes it too).
 cohort: setup

@@ -1,11 +1,13 @@
-"""One command line for the project: ``python -m ichlib cohort | book | kernel`` (``app`` joins it later)."""
+"""One command line for the project: ``python -m ichlib cohort | book | kernel | app``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def _cohort(args: argparse.Namespace) -> int:
@@ -54,6 +56,21 @@ def _kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+def app_command(streamlit_args: list[str]) -> list[str]:
+    """The command that serves the reader app: offline, no usage statistics, the upload limit of
+    ``ichlib.analysis``; options given after ``app`` (Streamlit's own, e.g. ``--server.port 8600``) win."""
+    from .analysis import MAX_TOTAL_MB
+
+    script = Path(__file__).with_name("app.py")
+    defaults = ["--server.headless", "true", "--browser.gatherUsageStats", "false",
+                "--server.maxUploadSize", str(MAX_TOTAL_MB), "--client.toolbarMode", "viewer"]
+    return [sys.executable, "-m", "streamlit", "run", str(script), *defaults, *streamlit_args]
+
+
+def _app(args: argparse.Namespace) -> int:
+    return subprocess.call(app_command(args.streamlit_args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ichlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     kernel = sub.add_parser("kernel", help="register this environment as the 'ichbook' Jupyter kernel")
     kernel.set_defaults(run=_kernel)
+
+    app = sub.add_parser("app", help="serve the reader app (Streamlit) on localhost; Streamlit options pass through")
+    app.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="e.g. --server.port 8600")
+    app.set_defaults(run=_app)
     return parser
 
 

@@ -52,7 +52,7 @@ class Cache:
         return self.images[self.ids.index(image_id)]
 
 
-def _series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tuple[list, list]:
+def series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tuple[list, list]:
     """Preprocess one series (paths ordered by z); return ([(row, image)], [(path, reason)])."""
     slices, failures = [], []
     for path in paths:
@@ -112,10 +112,10 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = dict(total=len(jobs), desc=f"cache {mode} {size}px", unit="series", disable=not progress)
     if workers == 1:
-        results = (_series_images(*job) for job in jobs)
+        results = (series_images(*job) for job in jobs)
     else:
         pool = process_pool(workers)
-        results = pool.map(_series_images, *zip(*jobs)) if jobs else iter(())
+        results = pool.map(series_images, *zip(*jobs)) if jobs else iter(())
     try:
         for group, (done, bad) in tqdm(zip(groups, results), **bar):
             for i, image in done:

@@ -102,3 +102,40 @@ def failures_table(failures: list[tuple[str, str]]) -> pd.DataFrame:
     """Unreadable files as a table: file name and reason (without the folder, which the reason repeats)."""
     rows = [{"file": Path(path).name, "reason": reason.replace(f"{path}: ", "")} for path, reason in failures]
     return pd.DataFrame(rows, columns=["file", "reason"])
+
+
+def gradcam_pair(src: Source, labels: pd.DataFrame, candidates, subtype: str = "subdural", slice_id: str = "",
+                 seed: int = 0) -> tuple[str, str]:
+    """A positive and a negative slice among ``candidates`` (e.g. the test split) to draw heatmaps on.
+
+    The positive one is ``slice_id`` when given, else the candidate with the largest ``subtype`` bleed (the
+    phantom) or a random positive (real data); with no ``subtype`` slice among the candidates, the same among
+    all their positive slices. The negative one is a random candidate without a bleed.
+    """
+    known = labels.loc[labels.index.intersection(pd.Index(candidates))]
+    rng = np.random.default_rng(seed)
+    if slice_id:
+        if slice_id not in labels.index:
+            raise ValueError(f"slice_id {slice_id!r} is not a labelled image of this data")
+        positive = slice_id
+    else:
+        if subtype not in SUBTYPES:
+            raise ValueError(f"unknown subtype {subtype!r}; expected one of {', '.join(SUBTYPES)}")
+        ids = known.index[known[subtype] == 1]
+        if len(ids) == 0:
+            ids = known.index[known["any"] == 1]
+        if len(ids) == 0:
+            raise ValueError(f"no slice with a bleed among the {len(known)} candidates")
+        if src.phantom:
+            positive = max(ids, key=lambda i: sum(m.sum() for m in read_mask(src.folder, i).values()))
+        else:
+            positive = ids[rng.integers(len(ids))]
+    negatives = known.index[known["any"] == 0]
+    if len(negatives) == 0:
+        raise ValueError("no slice without a bleed among the candidates")
+    return positive, negatives[rng.integers(len(negatives))]
+
+
+def masks_of(src: Source, ids) -> dict[str, dict[str, np.ndarray]]:
+    """The true masks of each slice (``{subtype: bool array}``); empty for real data, which has none."""
+    return {i: read_mask(src.folder, i) for i in ids} if src.phantom else {}

@@ -133,3 +133,57 @@ def learning_curves(runs: pd.DataFrame) -> plt.Figure:
                        kind="line", marker="o", height=3.2, aspect=1.3)
     grid.set(yscale="log")
     return grid.figure
+
+
+def roc_figure(panels: dict[str, dict[str, tuple]], suptitle: str = "") -> plt.Figure:
+    """ROC curves, one panel per key: ``{panel title: {curve name: (fpr, tpr, auc)}}``, in the manner of the
+    paper's Figures 17-21 (false positive rate across, true positive rate up, AUC in the legend). A curve that
+    is None (undefined: one class only) is listed as such."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for name, curve in curves.items():
+            if curve is None:
+                ax.plot([], [], " ", label=f"{name}: undefined (one class)")
+                continue
+            fpr, tpr, auc = curve
+            ax.plot(fpr, tpr, lw=1.4, label=f"{name}, AUC={auc:.3f}")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+        ax.legend(fontsize=7, loc="lower right")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def overlay(ax, image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None = None, title: str = "",
+            colorbar: bool = True, alpha: float = 0.45) -> None:
+    """A Grad-CAM heatmap (0-1) over a windowed slice (uint8 or 0-1), the true mask outlined, a colour bar."""
+    ax.imshow(image, cmap="gray")
+    shown = ax.imshow(heatmap, cmap="jet", alpha=alpha, vmin=0, vmax=1,
+                      extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+    if mask is not None and mask.any():
+        ax.contour(mask, levels=[0.5], colors="white", linewidths=0.9)
+    if colorbar:
+        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02, label="Grad-CAM")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def gradcam_grid(panels: list[list[dict]], row_titles: list[str], col_titles: list[str]) -> plt.Figure:
+    """Rows of overlays (each panel a dict of ``image``, ``heatmap``, ``mask``, ``title``), one colour bar per row."""
+    n_rows, n_cols = len(panels), max(len(row) for row in panels)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.6, 2.6 * n_rows), squeeze=False)
+    for r, row in enumerate(panels):
+        for c, ax in enumerate(axes[r]):
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            overlay(ax, row[c]["image"], row[c]["heatmap"], row[c].get("mask"), row[c].get("title", ""),
+                    colorbar=c == len(row) - 1)
+        axes[r][0].text(-0.08, 0.5, row_titles[r], transform=axes[r][0].transAxes, rotation=90, ha="right",
+                        va="center", fontsize=8)
+    for c, title in enumerate(col_titles[:n_cols]):
+        axes[0][c].set_title(f"{title}\n{axes[0][c].get_title()}", fontsize=8)
+    fig.tight_layout()
+    return fig

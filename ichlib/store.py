@@ -100,6 +100,13 @@ def cache(src: Source, mode: str = "three_window", size: int = 128, windows: tup
                        workers=workers, progress=progress)
 
 
+def run_cache(src: Source, spec, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
+              progress: bool = False) -> Cache:
+    """The cache a training run reads: its preprocessing at its size (the adjacent input uses the first window)."""
+    wins = tuple(windows) if spec.preprocessing == "three_window" else tuple(windows)[:1]
+    return cache(src, spec.preprocessing, spec.image_size, wins, workers=workers, progress=progress)
+
+
 def run_dir(src: Source, spec) -> Path:
     """The artifact folder of one training run: named after the run, keyed by every setting it was made with."""
     digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:8]

@@ -243,3 +243,25 @@ def claims(runs: pd.DataFrame, val: Predictions, test: Predictions, weights_from
                      "ours (phantom)": f"{ours_combo:.3f} vs {single:.3f}",
                      "holds here": bool(ours_combo > single)})
     return pd.DataFrame(rows, columns=["claim", "paper", "ours (phantom)", "holds here"]).set_index("claim")
+
+
+def auc_by_bleed_size(ids, y_any, p_any, masks: dict, image_size: int, floors=(0, 1, 4, 16, 64)) -> pd.DataFrame:
+    """The `any` AUC with the smallest bleeds left out: per floor, only positive slices whose bleed covers at
+    least that many pixels **at the network's input size** are kept (every negative is). Phantom data only
+    (``masks``: image ID -> {subtype: bool mask}); shows how much of a shortfall the input resolution explains."""
+    from sklearn.metrics import roc_auc_score
+
+    ids, y_any, p_any = list(ids), np.asarray(y_any), np.asarray(p_any)
+    area = np.zeros(len(ids))
+    for k, image_id in enumerate(ids):
+        parts = masks.get(image_id, {})
+        if parts:
+            union = np.logical_or.reduce(list(parts.values()))
+            area[k] = union.sum() * (image_size / union.shape[0]) ** 2
+    rows = []
+    for floor in floors:
+        keep = (y_any == 0) | ((y_any == 1) & (area >= floor))
+        kept_pos = int(((y_any == 1) & keep).sum())
+        auc = roc_auc_score(y_any[keep], p_any[keep]) if kept_pos and (y_any[keep] == 0).any() else np.nan
+        rows.append({"bleed at least (px at input)": floor, "positive slices kept": kept_pos, "AUC any": auc})
+    return pd.DataFrame(rows).set_index("bleed at least (px at input)")

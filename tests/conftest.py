@@ -74,3 +74,28 @@ def pydicom_data_file(name: str) -> Path:
     pytest.skip(f"{name} is not shipped by the installed pydicom / pydicom-data")
 
 
+
+
+@pytest.fixture(scope="session")
+def app_data(tmp_path_factory):
+    """A data folder as the book leaves it, in miniature: a 6-study phantom, its index and one trained run.
+
+    ICHBOOK_DATA points there only while it is made; tests that run the app set it themselves (``app_env``).
+    """
+    from ichlib import store, train
+
+    root = tmp_path_factory.mktemp("appdata")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ICHBOOK_DATA", str(root))
+        src = store.source("", studies=6, seed=1, matrix=64, workers=1, progress=False)
+        index, _ = store.index(src, workers=1, progress=False)
+        spec = train.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16)
+        runs = train.train_runs(src, [spec], seed=1, workers=1, log=None)
+    return {"root": root, "src": src, "index": index, "run": runs["folder"].iloc[0]}
+
+
+@pytest.fixture
+def app_env(app_data, monkeypatch):
+    """The miniature data folder as the app's data root, for one test."""
+    monkeypatch.setenv("ICHBOOK_DATA", str(app_data["root"]))
+    return app_data

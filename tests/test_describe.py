@@ -74,3 +74,18 @@ def test_figures_draw(phantom):
         fig.canvas.draw()
         assert fig.axes and np.asarray(fig.canvas.buffer_rgba()).std() > 0  # something was drawn
         matplotlib.pyplot.close(fig)
+
+
+def test_gradcam_pair_picks_the_biggest_bleed_and_a_clean_slice(phantom):
+    src, index, _, labels = phantom
+    candidates = labels.index
+    positive, negative = describe.gradcam_pair(src, labels, candidates, "subdural")
+    assert labels.at[positive, "any"] == 1 and labels.at[negative, "any"] == 0
+    masks = describe.masks_of(src, [positive, negative])
+    assert masks[positive] and not masks[negative]
+    chosen, _ = describe.gradcam_pair(src, labels, candidates, slice_id=negative)
+    assert chosen == negative
+    with pytest.raises(ValueError, match="ID_nothere"):
+        describe.gradcam_pair(src, labels, candidates, slice_id="ID_nothere")
+    with pytest.raises(ValueError, match="no slice with a bleed"):
+        describe.gradcam_pair(src, labels, labels.index[labels["any"] == 0], "epidural")

@@ -87,3 +87,16 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "KERAS_BACKEND": "jax"},
                             capture_output=True, text=True)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_bn_momentum_reaches_every_batch_normalisation_and_moves_the_statistics():
+    model = build_model("densenet121", 32, bn_momentum=0.5)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.momentum == 0.5 for layer in norms)
+    assert all(layer.momentum == 0.99 for layer in build_model("densenet121", 32).layers
+               if isinstance(layer, keras.layers.BatchNormalization))
+    first = norms[0]
+    x = np.full((4, 32, 32, 3), 200.0, np.float32)
+    model(x, training=True)  # one training-mode pass: mean moves half-way towards the batch mean
+    batch_mean = np.asarray(first.moving_mean)
+    assert np.abs(batch_mean).max() > 0

@@ -32,3 +32,18 @@ def test_notebook_conventions(path):
         # narrative plus calls: no function or class is defined in a chapter
         assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(tree)), path.name
         assert "!" not in cell.source.split("\n")[0][:1], f"{path.name}: never shell out from a notebook"
+
+
+TRAINING = ("data_dir", "studies", "seed", "matrix", "image_size", "workers", "archs", "preprocessings", "variants",
+            "epochs", "batch_size", "learning_rate", "patience", "any_weight", "mixed_precision", "bn_momentum",
+            "positive_fraction", "lr_schedule", "epoch_images")
+
+
+def test_chapters_that_read_the_trained_runs_declare_the_same_training_parameters():
+    """Chapters 03-06 find the runs by their settings: one default drifting would make a chapter retrain."""
+    readers = [p for p in NOTEBOOKS if p.stem[:2] in ("03", "04", "05", "06")]
+    assert len(readers) == 4
+    first = notebook_parameters(readers[0])
+    for path in readers[1:]:
+        params = notebook_parameters(path)
+        assert {k: params.get(k) for k in TRAINING} == {k: first.get(k) for k in TRAINING}, path.name

@@ -99,3 +99,16 @@ def test_claims_compare_the_papers_findings_with_ours(runs):
     assert table.loc[table.index.str.startswith("the optimised"), "paper"].iloc[0] == "in 2 of 6 pairs"
     single = tables.claims(runs.iloc[:1], val.pick(val.names[:1]), test.pick(test.names[:1]))
     assert single.empty  # one model: nothing to compare
+
+
+def test_auc_by_bleed_size_drops_the_small_bleeds_only():
+    y = np.array([1, 1, 0, 0])
+    p = np.array([0.9, 0.1, 0.5, 0.2])  # the big bleed is found, the tiny one missed
+    big = np.zeros((64, 64), bool)
+    big[:32, :32] = True  # 1024 px at 64 -> 256 px at 32
+    tiny = np.zeros((64, 64), bool)
+    tiny[0, 0] = True  # 1 px at 64 -> 0.25 px at 32
+    table = tables.auc_by_bleed_size(["a", "b", "c", "d"], y, p, {"a": {"subdural": big}, "b": {"epidural": tiny}},
+                                     image_size=32, floors=(0, 1))
+    assert table.loc[0, "positive slices kept"] == 2 and table.loc[0, "AUC any"] == pytest.approx(0.5)
+    assert table.loc[1, "positive slices kept"] == 1 and table.loc[1, "AUC any"] == pytest.approx(1.0)

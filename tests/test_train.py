@@ -126,6 +126,28 @@ def test_tiny_run_learns_a_separable_task_and_saves_artifacts(toy, tmp_path):
         assert (tmp_path / "run" / name).exists()
     assert summary["train_seconds"] > 0 and summary["test_seconds_per_image"] > 0
     assert train_model(spec, cache, split, tmp_path / "run") == summary  # finished: not trained again
+    from ichlib.train import load_model
+
+    rows = [cache.ids.index(i) for i in ids]
+    again = load_model(tmp_path / "run").predict(cache.images[rows].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(again, probs, atol=1e-5)  # the saved model is the one that predicted
+    with pytest.raises(FileNotFoundError, match="not a finished run"):
+        load_model(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_short_cpu_schedule_learns_the_toy_task(toy, tmp_path):
+    """The cpu profile's recipe: cosine schedule, BN momentum 0.9, positives oversampled."""
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.train import RunSpec, load_predictions, train_model
+
+    cache, split = toy
+    spec = RunSpec("densenet121", image_size=32, epochs=4, batch_size=8, learning_rate=2e-3, patience=4,
+                   lr_schedule="cosine", bn_momentum=0.9, positive_fraction=0.5)
+    train_model(spec, cache, split, tmp_path / "run")
+    _, truth, probs = load_predictions(tmp_path / "run", "test")
+    assert roc_auc_score(truth[:, 0], probs[:, 0]) > 0.9
 
 
 @pytest.mark.slow
@@ -170,3 +192,78 @@ def test_timing_table_quotes_the_paper_beside_ours():
                          "train s": [12.0], "test s/image": [0.01]}, index=["resnet50-adjacent-optimised"])
     row = timing_table(runs).iloc[0]
     assert row["paper train s"] == 49983 and row["paper test s/image"] == 0.021 and row["train s"] == 12.0
+
+
+def test_epoch_order_draws_the_asked_share_of_positives():
+    from ichlib.train import epoch_order
+
+    rows = np.arange(100)
+    positive = rows < 10
+    order = epoch_order(rows, positive, 0.5, np.random.default_rng(0))
+    assert len(order) == 100 and positive[order].sum() == 50
+    assert set(order[positive[order]]) == set(range(10))  # every positive, each 5 times
+    negatives = order[~positive[order]]
+    assert len(set(negatives)) == 50  # negatives without repeats
+    plain = epoch_order(rows, positive, 0.0, np.random.default_rng(0))
+    assert sorted(plain) == list(rows)
+    again = epoch_order(rows, positive, 0.5, np.random.default_rng(0))
+    np.testing.assert_array_equal(order, again)
+    short = epoch_order(rows, positive, 0.5, np.random.default_rng(0), size=30)
+    assert len(short) == 30 and positive[short].sum() == 15 and len(set(short[~positive[short]])) == 15
+    long = epoch_order(rows, positive, 0.0, np.random.default_rng(0), size=250)
+    assert len(long) == 250 and set(long) == set(rows)
+    with pytest.raises(ValueError, match="positive_fraction"):
+        __import__("ichlib.train", fromlist=["RunSpec"]).RunSpec("resnet50", positive_fraction=1.0).check()
+
+
+def test_no_positive_or_no_negative_rows_fall_back_to_a_plain_shuffle():
+    from ichlib.train import epoch_order
+
+    rows = np.arange(20)
+    for positive in (np.zeros(20, bool), np.ones(20, bool)):
+        assert sorted(epoch_order(rows, positive, 0.5, np.random.default_rng(1))) == list(rows)
+
+
+_MIRRORED = """
+import tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from ichlib.losses import WeightedBCE
+from ichlib.models import build_model
+from ichlib.train import distribution_scope
+import keras
+with distribution_scope(["/cpu:0", "/cpu:1"]) as strategy:
+    assert strategy.num_replicas_in_sync == 2, strategy
+    model = build_model("resnet50", 32)
+    model.compile(keras.optimizers.Adam(1e-3), WeightedBCE())
+x = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+y = (np.arange(48).reshape(8, 6) % 2).astype("float32")
+history = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+assert np.isfinite(history.history["loss"]).all()
+print("replicas", strategy.num_replicas_in_sync)
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains_over_two_devices():
+    """The GPU profile's several-device path, run on two logical CPUs (TensorFlow only)."""
+    import subprocess
+    import sys
+
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("MirroredStrategy is TensorFlow's")
+    done = subprocess.run([sys.executable, "-c", _MIRRORED], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicas 2" in done.stdout
+
+
+def test_one_device_or_none_changes_nothing():
+    from ichlib.train import distribution_scope
+
+    with distribution_scope([]) as strategy:
+        assert strategy is None
+    with distribution_scope(["/gpu:0"]) as strategy:
+        assert strategy is None

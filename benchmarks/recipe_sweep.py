@@ -1,0 +1,138 @@
+"""Which short training recipe learns from scratch? Validation (and test) `any` AUC against images seen.
+
+    python benchmarks/recipe_sweep.py --studies 40 --archs resnet50 --budget 3000      # one CPU-sized probe
+    KERAS_BACKEND=jax python benchmarks/recipe_sweep.py --studies 40,120 --parallel 10  # the grid, on a GPU
+
+The `cpu` profile can afford about 2,500 training images per model (75 s at 64 px on 2 cores). This script
+trains the chosen architectures under a grid of recipes (learning rate, batch-normalisation momentum, share of
+positive images per epoch) on phantom cohorts of the given sizes, and every `--every` images predicts the
+validation and test patients. Recipes are to be chosen on the validation column; test is printed to show how
+far the two disagree on a split of a few patients. Prints one JSON line per evaluation (and writes them to
+`--out`). A script, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+
+import numpy as np
+
+RECIPES = {
+    "paper": dict(learning_rate=5e-4, bn_momentum=0.99, positive_fraction=0.0),
+    "bn0.9": dict(learning_rate=5e-4, bn_momentum=0.9, positive_fraction=0.0),
+    "bn0.9-lr1e-3": dict(learning_rate=1e-3, bn_momentum=0.9, positive_fraction=0.0),
+    "bn0.9-pos0.5": dict(learning_rate=5e-4, bn_momentum=0.9, positive_fraction=0.5),
+    "bn0.9-lr1e-3-pos0.5": dict(learning_rate=1e-3, bn_momentum=0.9, positive_fraction=0.5),
+    "bn0.9-lr2e-3-pos0.5": dict(learning_rate=2e-3, bn_momentum=0.9, positive_fraction=0.5),
+    "bn0.9-lr1e-3-pos0.5-cosine": dict(learning_rate=1e-3, bn_momentum=0.9, positive_fraction=0.5,
+                                       lr_schedule="cosine"),
+    "bn0.9-lr2e-3-pos0.5-cosine": dict(learning_rate=2e-3, bn_momentum=0.9, positive_fraction=0.5,
+                                       lr_schedule="cosine"),
+    "bn0.9-lr2e-3-pos0.3-cosine": dict(learning_rate=2e-3, bn_momentum=0.9, positive_fraction=0.3,
+                                       lr_schedule="cosine"),
+}
+
+
+def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, workers: int) -> dict:
+    from ichlib.cache import build_cache
+    from ichlib.phantom import make_cohort
+    from ichlib.rsna import index_dicoms, read_labels
+    from ichlib.train import split_by_patient
+
+    make_cohort(f"{folder}/cohort", studies, seed=seed, matrix=matrix, workers=workers, progress=False)
+    index, _ = index_dicoms(f"{folder}/cohort/stage_2_train", workers=workers, progress=False)
+    labels = read_labels(f"{folder}/cohort/stage_2_train.csv")
+    cache = build_cache(index, f"{folder}/cache", size=size, labels=labels, workers=workers, progress=False)
+    split = split_by_patient(index, seed, labels).reindex(cache.ids).to_numpy()
+    np.savez(f"{folder}/data.npz", images=np.asarray(cache.images), labels=cache.labels, split=split)
+    return {"studies": studies, "images": int(len(split)),
+            **{f"{name} patients": int(index.loc[np.asarray(cache.ids)[split == name], "patient"].nunique())
+               for name in ("train", "val", "test")}}
+
+
+def one_run(job: dict) -> list[dict]:
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.losses import WeightedBCE
+    from ichlib.models import build_model
+    from ichlib.train import RunSpec, _dataset_class, learning_rate, set_determinism, tune_backend
+
+    data = np.load(job["data"], allow_pickle=True)
+    images, labels, split = data["images"], data["labels"], data["split"]
+    rows = {name: np.flatnonzero(split == name) for name in ("train", "val", "test")}
+    recipe = RECIPES[job["recipe"]]
+    tune_backend()
+    set_determinism(job["seed"])
+    batches = _dataset_class()(images, labels, rows["train"], job["batch"], True, job["seed"],
+                               positive_fraction=recipe["positive_fraction"])
+    model = build_model(job["arch"], images.shape[1], bn_momentum=recipe["bn_momentum"], seed=job["seed"])
+    spec = RunSpec(job["arch"], **recipe)
+    model.compile(keras.optimizers.Adam(learning_rate(spec, job["budget"] // job["batch"])), WeightedBCE())
+    results, start = [], time.perf_counter()
+
+    class Probe(keras.callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            before, Probe.seen = Probe.seen, Probe.seen + job["batch"]
+            if Probe.seen // job["every"] > before // job["every"]:
+                row = {k: job[k] for k in ("arch", "recipe", "studies")}
+                row.update(images_seen=Probe.seen, seconds=round(time.perf_counter() - start, 1))
+                for name in ("val", "test"):
+                    prob = model.predict(images[rows[name]].astype(np.float32), batch_size=64, verbose=0)
+                    truth = labels[rows[name], 0]
+                    row[f"{name} AUC any"] = round(float(roc_auc_score(truth, prob[:, 0])), 3)
+                print(json.dumps(row), flush=True)
+                results.append(row)
+                if Probe.seen >= job["budget"]:
+                    model.stop_training = True
+
+    epochs = int(np.ceil(job["budget"] / len(rows["train"]))) + 1
+    model.fit(batches, epochs=epochs, verbose=0, callbacks=[Probe()])
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--studies", default="40", help="cohort sizes, comma-separated")
+    parser.add_argument("--matrix", type=int, default=512)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--archs", default="resnet50")
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--budget", type=int, default=8000, help="training images per run")
+    parser.add_argument("--every", type=int, default=800, help="evaluate every this many images")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once, each in its own process")
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--out", default="recipe_sweep.jsonl")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = []
+        for studies in map(int, args.studies.split(",")):
+            folder = f"{tmp}/studies{studies}"
+            print(json.dumps(prepare(folder, studies, args.matrix, args.size, args.seed, args.workers)), flush=True)
+            jobs += [dict(data=f"{folder}/data.npz", studies=studies, arch=arch, recipe=recipe, seed=args.seed,
+                          batch=args.batch, budget=args.budget, every=args.every)
+                     for arch in args.archs.split(",") for recipe in args.recipes.split(",")]
+        if args.parallel > 1:
+            with multiprocessing.get_context("spawn").Pool(args.parallel, maxtasksperchild=1) as pool:
+                results = pool.map(one_run, jobs, chunksize=1)
+        else:
+            results = [one_run(job) for job in jobs]
+    with open(args.out, "w") as f:
+        for row in (r for rows in results for r in rows):
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

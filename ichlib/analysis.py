@@ -1,0 +1,227 @@
+"""Analysing one CT series for the reader app: checked input, per-slice and per-study probabilities, Grad-CAM.
+
+The app's logic lives here (tested without a browser); ``ichlib.app`` only draws it. Uploaded files are
+stored under the app's own data folder with names the app makes up: an uploaded name is shown to the user,
+never used as a path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cache import BRAIN_CHANNEL, series_images
+from .metrics import choose_thresholds
+from .preprocess import PAPER_WINDOWS
+from .rsna import LABELS, DicomError, lenient_uids, read_header
+
+MAX_FILE_MB = 20      # one CT slice is ~0.5 MB; anything far larger is not one
+MAX_TOTAL_MB = 400    # a whole series
+MAX_FILES = 1000
+
+# Tags shown on the analysis page (and nothing else is read from the files about the patient).
+DETAIL_TAGS = {"PatientID": "patient ID", "PatientSex": "sex", "PatientAge": "age", "StudyDate": "study date",
+               "StudyDescription": "study", "SeriesDescription": "series", "Manufacturer": "scanner maker",
+               "SliceThickness": "slice thickness (mm)", "StudyInstanceUID": "study UID"}
+
+
+class InputError(ValueError):
+    """Files the app cannot analyse as one CT series; the message names the file(s)."""
+
+
+@dataclass
+class Series:
+    """One CT series, slices ordered by z (``slices``: ID, z, path, name = the name the user gave the file)."""
+
+    slices: pd.DataFrame
+    details: dict
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason), files left out
+
+    @property
+    def study(self) -> str:
+        return self.details.get("study UID", "")
+
+
+@dataclass
+class Report:
+    """The result of one analysis."""
+
+    ids: list[str]
+    z: np.ndarray
+    probs: np.ndarray            # (slices, 6)
+    thresholds: np.ndarray       # (6,), chosen on the models' validation predictions
+    models: list[str]
+    seconds: float
+    details: dict
+
+    @property
+    def study_probs(self) -> pd.Series:
+        """A study's probability of each label: its highest slice's."""
+        return pd.Series(self.probs.max(axis=0), index=list(LABELS))
+
+    @property
+    def flagged(self) -> pd.DataFrame:
+        """Slices at or above the threshold, per label (bool, slices x 6)."""
+        return pd.DataFrame(self.probs >= self.thresholds, index=self.ids, columns=list(LABELS))
+
+    def table(self) -> pd.DataFrame:
+        """Per slice: z and the six probabilities."""
+        frame = pd.DataFrame(self.probs, index=pd.Index(self.ids, name="ID"), columns=list(LABELS))
+        frame.insert(0, "z (mm)", self.z)
+        return frame
+
+
+def _details(path: str | Path) -> dict:
+    import pydicom
+
+    with lenient_uids():
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(DETAIL_TAGS))
+    return {label: str(ds.get(tag, "")) for tag, label in DETAIL_TAGS.items()}
+
+
+def receive(files: list[tuple[str, bytes]], upload_dir: str | Path) -> Series:
+    """Check uploaded files and keep those that form one CT series.
+
+    Args:
+        files: (name the user gave, content) per file.
+        upload_dir: the app's folder for uploads; each call writes one new sub-folder of numbered files.
+
+    Raises:
+        InputError: no file, too many or too large files, no readable CT slice, or slices of several series;
+            the message names the files. Files that are not CT DICOM (not DICOM, truncated, another modality)
+            are left out and listed in ``Series.rejected`` when others remain.
+    """
+    if not files:
+        raise InputError("no file was given")
+    if len(files) > MAX_FILES:
+        raise InputError(f"{len(files)} files: at most {MAX_FILES} per series")
+    for name, content in files:
+        if len(content) > MAX_FILE_MB * 2**20:
+            raise InputError(f"{name}: {len(content) / 2**20:.0f} MB, larger than the {MAX_FILE_MB} MB a CT slice can be")
+    total = sum(len(content) for _, content in files)
+    if total > MAX_TOTAL_MB * 2**20:
+        raise InputError(f"{total / 2**20:.0f} MB in all: at most {MAX_TOTAL_MB} MB per series")
+    folder = Path(upload_dir) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    rows, rejected = [], []
+    for k, (name, content) in enumerate(files):
+        path = folder / f"{k:05d}.dcm"  # our name, never the user's
+        path.write_bytes(content)
+        try:
+            rows.append({**read_header(path), "name": name})
+        except (DicomError, OSError) as exc:
+            rejected.append((name, str(exc).replace(str(path), name)))
+            path.unlink()
+    if not rows:
+        reasons = "; ".join(f"{reason}" for _, reason in rejected[:5])
+        raise InputError(f"none of the {len(files)} file(s) is a readable CT slice: {reasons}")
+    slices = pd.DataFrame(rows)
+    series = slices["series"].unique()
+    if len(series) > 1:
+        first = slices[slices["series"] == series[0]]["name"].iloc[0]
+        other = slices[slices["series"] == series[1]]["name"].iloc[0]
+        raise InputError(f"the files hold {len(series)} series (e.g. {first} and {other}): upload one series at a time")
+    return _series(slices, rejected)
+
+
+def _series(slices: pd.DataFrame, rejected: list) -> Series:
+    slices = slices.sort_values("z", kind="stable").reset_index(drop=True)
+    return Series(slices[["ID", "z", "path", "name"]], _details(slices["path"].iloc[0]), rejected)
+
+
+def cohort_series(index: pd.DataFrame, study: str) -> Series:
+    """A study of a local data set (``ichlib.store.index``), read where it lies (its first series)."""
+    rows = index[index["study"] == study]
+    if rows.empty:
+        raise InputError(f"study {study!r} is not in this data set")
+    rows = rows[rows["series"] == rows["series"].iloc[0]].reset_index()
+    rows["name"] = [Path(p).name for p in rows["path"]]
+    return _series(rows, [])
+
+
+# ---------------------------------------------------------------------------------------------- models
+def available_runs(runs_root: str | Path) -> pd.DataFrame:
+    """Finished training runs under a folder (``data/runs``): name, source, arch, preprocessing, variant,
+    image size, folder; newest first."""
+    rows = []
+    for done in Path(runs_root).glob("*/*/done.json"):
+        summary = json.loads(done.read_text())
+        spec = summary["spec"]
+        rows.append({"run": summary["name"], "source": done.parent.parent.name, "arch": spec["arch"],
+                     "preprocessing": spec["preprocessing"], "variant": spec["variant"],
+                     "image size": spec["image_size"], "folder": str(done.parent),
+                     "finished": done.stat().st_mtime})
+    columns = ["run", "source", "arch", "preprocessing", "variant", "image size", "folder", "finished"]
+    return pd.DataFrame(rows, columns=columns).sort_values("finished", ascending=False).reset_index(drop=True)
+
+
+_MODELS: dict[str, object] = {}
+
+
+def model(folder: str | Path):
+    """A trained model, loaded once per process."""
+    from .train import load_model
+
+    key = str(Path(folder).resolve())
+    if key not in _MODELS:
+        _MODELS[key] = load_model(folder)
+    return _MODELS[key]
+
+
+def _spec(folder: str | Path) -> dict:
+    return json.loads((Path(folder) / "config.json").read_text())["spec"]
+
+
+def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -> np.ndarray:
+    """The series preprocessed for one run, exactly as its training cache was: (slices, size, size, 3) uint8."""
+    spec = _spec(folder)
+    wins = tuple(windows) if spec["preprocessing"] == "three_window" else tuple(windows)[:1]
+    done, failures = series_images(list(series.slices["path"]), spec["preprocessing"], spec["image_size"], wins)
+    if failures:
+        path, reason = failures[0]
+        name = series.slices.set_index("path").at[path, "name"]
+        raise InputError(f"{name}: its pixels cannot be read ({reason.replace(path, name)})")
+    return np.stack([image for _, image in done])
+
+
+def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Report:
+    """Per-slice probabilities of the six labels from one run or the average of several.
+
+    Thresholds per label come from the same models' (averaged) validation predictions, maximising F1 there
+    (models trained on different data: the mean of each one's thresholds).
+    """
+    from .train import load_predictions
+
+    if not folders:
+        raise ValueError("choose at least one trained model")
+    start = time.perf_counter()
+    probs, val = [], []
+    for folder in folders:
+        x = inputs(series, folder, windows).astype(np.float32)
+        probs.append(model(folder).predict(x, batch_size=32, verbose=0))
+        val.append(load_predictions(folder, "val"))
+    if all(v[0].equals(val[0][0]) for v in val):  # one data set: threshold the ensemble's own validation output
+        thresholds = choose_thresholds(val[0][1], np.mean([v[2] for v in val], axis=0))
+    else:  # models of different data sets: the mean of their own thresholds
+        thresholds = np.mean([choose_thresholds(v[1], v[2]) for v in val], axis=0)
+    return Report(list(series.slices["ID"]), series.slices["z"].to_numpy(), np.mean(probs, axis=0), thresholds,
+                  [Path(f).name for f in folders], time.perf_counter() - start, series.details)
+
+
+def heatmap(series: Series, folders: list, slice_index: int, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the slice in the brain window at the network's size, the models' mean Grad-CAM heatmap) for one slice."""
+    from .gradcam import gradcam
+
+    maps, shown = [], None
+    for folder in folders:
+        x = inputs(series, folder)[slice_index:slice_index + 1]
+        maps.append(gradcam(model(folder), x, label)[0])
+        if shown is None:
+            shown = x[0, ..., BRAIN_CHANNEL[_spec(folder)["preprocessing"]]]
+    return shown, np.mean(maps, axis=0)

@@ -1,0 +1,190 @@
+"""The reader app: analyse one CT series with the trained models, see Grad-CAM, keep a history.
+
+Start it with ``python -m ichlib app`` (or ``make app``); Streamlit's own options pass through, e.g.
+``python -m ichlib app --server.port 8600``. Its data (uploads, the history database) live under
+``<data>/app/``; the models are the finished runs under ``<data>/runs/``. The logic is in ``ichlib.analysis``
+and ``ichlib.history``; this file only lays it out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from ichlib import analysis, figures, store  # noqa: E402
+from ichlib.history import History  # noqa: E402
+from ichlib.metrics import per_label_auc  # noqa: E402
+from ichlib.preprocess import PRESETS, window  # noqa: E402
+from ichlib.rsna import LABELS, read_hu  # noqa: E402
+from ichlib.train import load_predictions  # noqa: E402
+
+PAGES = ("Start", "Analysis", "History", "About")
+ROOT = store.data_root()
+APP_DIR = ROOT / "app"
+
+
+@st.cache_resource
+def _history() -> History:
+    return History(APP_DIR / "history.sqlite")
+
+
+def _runs() -> pd.DataFrame:
+    runs = analysis.available_runs(ROOT / "runs")
+    runs["label"] = [f"{Path(f).name}  ({source})" for f, source in zip(runs["folder"], runs["source"])]  # unique
+    return runs
+
+
+def _local_studies() -> dict[str, pd.DataFrame]:
+    """Indexes of the data sets already scanned under ``<data>/index``."""
+    found = {}
+    for csv in sorted((ROOT / "index").glob("*/index.csv")):
+        found[csv.parent.name] = pd.read_csv(csv, index_col="ID", dtype={"patient": str, "study": str, "series": str})
+    return found
+
+
+def _analyse(series: analysis.Series, folders: list[str]) -> None:
+    with st.spinner(f"Analysing {len(series.slices)} slices with {len(folders)} model(s)..."):
+        report = analysis.analyse(series, folders)
+    st.session_state.update(series=series, report=report, folders=folders,
+                            report_id=_history().add(report), goto="Analysis")
+    st.rerun()
+
+
+def start_page() -> None:
+    st.header("Start")
+    runs = _runs()
+    if runs.empty:
+        st.warning("No trained model yet: build the book first (`make book`), which trains them.")
+        return
+    chosen = st.multiselect("Model(s): one, or several averaged", list(runs["label"]), default=list(runs["label"][:1]),
+                            key="models")
+    folders = list(runs.set_index("label").loc[chosen, "folder"]) if chosen else []
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Upload a series")
+        files = st.file_uploader("The DICOM files of one CT series", accept_multiple_files=True, key="upload")
+        if st.button("Analyse the upload", disabled=not files or not folders, key="analyse_upload"):
+            try:
+                series = analysis.receive([(f.name, f.getvalue()) for f in files], APP_DIR / "uploads")
+            except analysis.InputError as exc:
+                st.error(str(exc))
+                return
+            _analyse(series, folders)
+    with right:
+        st.subheader("Or a study of a local data set")
+        local = _local_studies()
+        if not local:
+            st.info("No local data set has been scanned yet.")
+            return
+        source = st.selectbox("Data set", list(local), key="source")
+        index = local[source]
+        counts = index.groupby("study").size()
+        study = st.selectbox("Study", list(counts.index), key="study",
+                             format_func=lambda s: f"{s} ({counts[s]} slices)")
+        if st.button("Analyse the study", disabled=not folders, key="analyse_study"):
+            try:
+                series = analysis.cohort_series(index, study)
+            except analysis.InputError as exc:
+                st.error(str(exc))
+                return
+            _analyse(series, folders)
+
+
+def analysis_page() -> None:
+    st.header("Analysis")
+    report = st.session_state.get("report")
+    if report is None:
+        st.info("Nothing analysed yet: choose a series on the Start page.")
+        return
+    series, folders = st.session_state["series"], st.session_state["folders"]
+    st.caption(f"{len(report.ids)} slices, {len(report.models)} model(s), analysed in {report.seconds:.1f} s. "
+               "Research software trained on synthetic data: not for diagnosis.")
+    for name, reason in series.rejected:
+        st.warning(f"Left out {name}: {reason}")
+    st.table(pd.DataFrame({"value": report.details}).rename_axis("detail"))
+    study = pd.DataFrame({"probability": report.study_probs, "threshold": report.thresholds,
+                          "slices flagged": report.flagged.sum(axis=0)})
+    study["positive"] = study["probability"] >= study["threshold"]
+    st.subheader("Study")
+    st.dataframe(study.style.format({"probability": "{:.3f}", "threshold": "{:.3f}"}), key="study_table")
+    st.subheader("Slice viewer")
+    position = st.slider("Slice (ordered by z)", 1, len(report.ids), int(report.probs[:, 0].argmax()) + 1,
+                         key="slice") - 1
+    win = st.selectbox("Window", list(PRESETS), index=list(PRESETS).index("brain"), key="window")
+    label = st.selectbox("Grad-CAM label", list(LABELS), key="label")
+    show_cam = st.checkbox("Grad-CAM overlay", value=True, key="cam")
+    hu = read_hu(series.slices["path"].iloc[position])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    image = window(hu, PRESETS[win].center, PRESETS[win].width)
+    if show_cam:
+        _, heat = analysis.heatmap(series, folders, position, label)
+        figures.overlay(ax, image, heat, title=f"{report.ids[position]}: p({label}) = "
+                        f"{report.probs[position, LABELS.index(label)]:.3f}")
+    else:
+        ax.imshow(image, cmap="gray")
+        ax.axis("off")
+    st.pyplot(fig)
+    plt.close(fig)
+    st.subheader("Every slice")
+    st.dataframe(report.table().round(3), key="slice_table")
+
+
+def history_page() -> None:
+    st.header("History")
+    table = _history().table()
+    if table.empty:
+        st.info("No analysis stored yet.")
+        return
+    st.dataframe(table.round(3), key="history_table")
+    chosen = st.selectbox("Report", list(table["id"]), key="report_choice")
+    left, right = st.columns(2)
+    if left.button("Open", key="open_report"):
+        st.json(_history().get(chosen))
+    if right.button("Delete", key="delete_report"):
+        _history().delete(chosen)
+        st.success(f"Report {chosen} deleted.")
+        st.rerun()
+
+
+def about_page() -> None:
+    st.header("About")
+    st.markdown(
+        "This app reads one head-CT series and estimates, per slice and per study, the probability of "
+        "intracranial haemorrhage (`any`) and of its five subtypes, with the models the book trains "
+        "(EfficientNetB2, ResNet50, DenseNet121, as in the paper it re-builds). Grad-CAM shows where a "
+        "model's evidence lies. **It is research software, not a medical device.**")
+    runs = _runs()
+    if not runs.empty:
+        rows = []
+        for run in runs.itertuples():
+            _, truth, probs = load_predictions(run.folder, "test")
+            auc = per_label_auc(truth, probs)
+            rows.append({"model": run.run, "trained on": "synthetic phantom" if run.source.startswith("studies")
+                         else "real data", "test AUC any": auc["any"], "test images": len(truth)})
+        st.subheader("The models and how they did on their own test patients")
+        st.dataframe(pd.DataFrame(rows).round(3), key="about_models")
+    st.markdown(
+        "**Limits.** Models trained on the phantom have never seen a real scan; their numbers are phantom "
+        "numbers. Slice thickness, reconstruction kernel, motion and metal all change what a model sees.\n\n"
+        "**Data.** Uploads are kept under the app's data folder with names the app makes up; the history keeps "
+        "only what its page shows.\n\n"
+        "**Contact.** The project's issue tracker (see the README).")
+
+
+def main() -> None:
+    st.set_page_config(page_title="ichbook reader", layout="wide")
+    if "goto" in st.session_state:
+        st.session_state["page"] = st.session_state.pop("goto")
+    page = st.sidebar.radio("Page", PAGES, key="page")
+    st.sidebar.caption("ichbook: ICH on head CT. Research software, not a medical device.")
+    {"Start": start_page, "Analysis": analysis_page, "History": history_page, "About": about_page}[page]()
+
+
+main()
