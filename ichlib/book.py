@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 import time
@@ -169,6 +170,9 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
     scratch = store.data_root() / "book" / "runs" / f"{chapter.name}.ipynb"
     scratch.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    # The kernel inherits this process's environment; a matplotlib backend forced there (importing streamlit
+    # sets MPLBACKEND=Agg, for one) would keep every figure out of the chapter.
+    forced = os.environ.pop("MPLBACKEND", None)
     try:
         papermill.execute_notebook(str(chapter.source), str(scratch), parameters=params, kernel_name=KERNEL,
                                    cwd=str(root / "notebooks"), progress_bar=False, log_output=False)
@@ -181,6 +185,9 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
         first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
         raise ChapterError(f"{chapter.source.relative_to(root)} failed in cell {number} ({first_line!r}): "
                            f"{exc.ename}: {exc.evalue}\npartial output: {scratch}") from None
+    finally:
+        if forced is not None:
+            os.environ["MPLBACKEND"] = forced
     seconds = time.perf_counter() - start
     scratch.replace(chapter.executed)
     return seconds

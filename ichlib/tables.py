@@ -237,9 +237,10 @@ def claims(runs: pd.DataFrame, val: Predictions, test: Predictions, weights_from
         combo = best_combination(val, test, "weighted", "AUC any", weights_from)
         ours_combo = combo["row"]["AUC"]
         theirs_best = max(v[4] for g in GROUPS[:2] for k, v in PAPER_TABLES[g].items() if " " not in k)
+        theirs_combo = max(PAPER_TABLES[g]["best combination"][4] for g in GROUPS)
         rows.append({"claim": "the best combination beats the best single model (pooled AUC; ours chosen on "
                               "validation, the paper's on test)",
-                     "paper": f"{PAPER_TABLES['all']['best combination'][4]:.3f} vs {theirs_best:.3f}",
+                     "paper": f"{theirs_combo:.3f} vs {theirs_best:.3f}",
                      "ours (phantom)": f"{ours_combo:.3f} vs {single:.3f}",
                      "holds here": bool(ours_combo > single)})
     return pd.DataFrame(rows, columns=["claim", "paper", "ours (phantom)", "holds here"]).set_index("claim")

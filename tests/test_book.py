@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -139,3 +140,18 @@ def test_whole_book_on_the_smoke_profile_builds_without_warnings(tmp_path, monke
         page = (html / "book" / "chapters" / f"{chapter.name}.html").read_text()
         assert "<img" in page, f"{chapter.name} has no figure"
         assert "Traceback" not in page
+
+
+def test_figures_stay_inline_when_the_environment_forces_a_backend(tmp_path, monkeypatch):
+    """Importing streamlit sets MPLBACKEND=Agg in the process; chapters run from it must still show figures."""
+    from ichlib.book import Chapter, run_chapter
+
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    source = write_notebook(tmp_path / "notebooks" / "01_fig.ipynb", 'profile = "cpu"\n',
+                            ["import matplotlib.pyplot as plt\nplt.plot([0, 1]);"])
+    chapter = Chapter("01_fig", source, tmp_path / "book" / "chapters" / "01_fig.ipynb")
+    run_chapter(chapter, {"profile": "cpu"}, tmp_path)
+    outputs = [o for c in nbformat.read(chapter.executed, as_version=4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert os.environ["MPLBACKEND"] == "Agg"  # given back afterwards
