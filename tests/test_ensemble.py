@@ -88,3 +88,14 @@ def test_study_level_takes_the_max_over_slices():
     np.testing.assert_allclose(prob[:, 0], [0.7, 0.3])
     with pytest.raises(KeyError, match="i9"):
         ensemble.study_level(["i9"], y[:1], p[:1], study_of)
+
+
+def test_combine_by_name():
+    probs = stack([0.2] * 6, [0.8] * 6)
+    np.testing.assert_allclose(ensemble.combine("average", probs), [[0.5] * 6])
+    np.testing.assert_allclose(ensemble.combine("vote", probs), [[0.5] * 6])  # the vote share
+    np.testing.assert_allclose(ensemble.combine("weighted", probs, weights=[3, 1]), [[0.35] * 6])
+    with pytest.raises(ValueError, match="needs weights"):
+        ensemble.combine("weighted", probs)
+    with pytest.raises(ValueError, match="'max'"):
+        ensemble.combine("max", probs)
