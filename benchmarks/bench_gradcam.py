@@ -29,9 +29,7 @@ def main() -> None:
 
     from ichlib.gradcam import gradcam
     from ichlib.models import build_model
-    from ichlib.train import tune_backend
 
-    tune_backend()
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (max(args.calls, args.batch), args.size, args.size, 3)).astype(np.float32)
     for arch in args.archs.split(","):

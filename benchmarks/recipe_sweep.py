@@ -63,13 +63,12 @@ def one_run(job: dict) -> list[dict]:
 
     from ichlib.losses import WeightedBCE
     from ichlib.models import build_model
-    from ichlib.train import RunSpec, _dataset_class, learning_rate, set_determinism, tune_backend
+    from ichlib.train import RunSpec, _dataset_class, learning_rate, set_determinism
 
     data = np.load(job["data"], allow_pickle=True)
     images, labels, split = data["images"], data["labels"], data["split"]
     rows = {name: np.flatnonzero(split == name) for name in ("train", "val", "test")}
     recipe = RECIPES[job["recipe"]]
-    tune_backend()
     set_determinism(job["seed"])
     batches = _dataset_class()(images, labels, rows["train"], job["batch"], True, job["seed"],
                                positive_fraction=recipe["positive_fraction"])

@@ -42,6 +42,7 @@ class Series:
     slices: pd.DataFrame
     details: dict
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason), files left out
+    prepared: dict = field(default_factory=dict, repr=False)  # network inputs per (run, windows), made once
 
     @property
     def study(self) -> str:
@@ -179,7 +180,17 @@ def _spec(folder: str | Path) -> dict:
 
 
 def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -> np.ndarray:
-    """The series preprocessed for one run, exactly as its training cache was: (slices, size, size, 3) uint8."""
+    """The series preprocessed for one run, exactly as its training cache was: (slices, size, size, 3) uint8.
+
+    Kept on the series per run and windows: the viewer asks for one slice's heatmap at every move.
+    """
+    key = (str(folder), tuple(windows))
+    if key not in series.prepared:
+        series.prepared[key] = _prepare(series, folder, windows)
+    return series.prepared[key]
+
+
+def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
     spec = _spec(folder)
     wins = tuple(windows) if spec["preprocessing"] == "three_window" else tuple(windows)[:1]
     done, failures = series_images(list(series.slices["path"]), spec["preprocessing"], spec["image_size"], wins)

@@ -45,7 +45,7 @@ def _local_studies() -> dict[str, pd.DataFrame]:
     """Indexes of the data sets already scanned under ``<data>/index``."""
     found = {}
     for csv in sorted((ROOT / "index").glob("*/index.csv")):
-        found[csv.parent.name] = pd.read_csv(csv, index_col="ID", dtype={"patient": str, "study": str, "series": str})
+        found[csv.parent.name] = store.read_index(csv)
     return found
 
 

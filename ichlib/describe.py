@@ -25,6 +25,15 @@ def label_distribution(labels: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("class").round({"share %": 1, "paper share %": 1})
 
 
+def _largest_bleed(src: Source, ids, subtype: str) -> str:
+    """The slice among ``ids`` whose ``subtype`` mask is largest (ties, and slices without it: all its bleeds)."""
+    def size(image_id):
+        masks = read_mask(src.folder, image_id)
+        return (int(masks[subtype].sum()) if subtype in masks else 0, sum(int(m.sum()) for m in masks.values()))
+
+    return max(ids, key=size)
+
+
 def examples(src: Source, index: pd.DataFrame, labels: pd.DataFrame, subtypes=SUBTYPES, seed: int = 0,
              slice_id: str = "") -> list[dict]:
     """One slice per subtype (the phantom: the one with the largest bleed; real data: a random positive one).
@@ -46,7 +55,7 @@ def examples(src: Source, index: pd.DataFrame, labels: pd.DataFrame, subtypes=SU
             continue
         if src.phantom:
             ids = ids[rng.permutation(len(ids))[:40]]
-            best = max(ids, key=lambda i: read_mask(src.folder, i).get(subtype, np.zeros(1, bool)).sum())
+            best = _largest_bleed(src, ids, subtype)
         else:
             best = ids[rng.integers(len(ids))]
         chosen.append((subtype, best))
@@ -127,7 +136,7 @@ def gradcam_pair(src: Source, labels: pd.DataFrame, candidates, subtype: str = "
         if len(ids) == 0:
             raise ValueError(f"no slice with a bleed among the {len(known)} candidates")
         if src.phantom:
-            positive = max(ids, key=lambda i: sum(m.sum() for m in read_mask(src.folder, i).values()))
+            positive = _largest_bleed(src, ids, subtype)
         else:
             positive = ids[rng.integers(len(ids))]
     negatives = known.index[known["any"] == 0]

@@ -73,6 +73,11 @@ def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 5
     return Source(folder, key, phantom=True)
 
 
+def read_index(csv_path: str | os.PathLike) -> pd.DataFrame:
+    """A saved header index (``index.csv``), IDs kept as strings."""
+    return pd.read_csv(csv_path, index_col="ID", dtype={"patient": str, "study": str, "series": str})
+
+
 def index(src: Source, workers: int | None = None, progress: bool = True) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """The header index of a source and the files that could not be read (scanned once, then kept)."""
     folder = data_root() / "index" / src.key
@@ -83,7 +88,7 @@ def index(src: Source, workers: int | None = None, progress: bool = True) -> tup
         tmp = folder / "index.csv.part"
         table.to_csv(tmp)
         os.replace(tmp, folder / "index.csv")
-    table = pd.read_csv(folder / "index.csv", index_col="ID", dtype={"patient": str, "study": str, "series": str})
+    table = read_index(folder / "index.csv")
     failures = pd.read_csv(folder / "failures.csv", dtype=str, keep_default_na=False)
     return table, list(failures.itertuples(index=False, name=None))
 

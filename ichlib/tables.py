@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import ensemble
-from .metrics import bootstrap_ci, choose_thresholds, per_label_auc, scores, weighted_log_loss
+from .metrics import bootstrap_ci, choose_thresholds, micro_roc, per_label_auc, scores, weighted_log_loss
 from .paper import PAPER_SCORES, PAPER_TABLES
 from .rsna import LABELS
 from .train import load_predictions
@@ -86,16 +86,23 @@ def ensemble_output(method: str, val: Predictions, test: Predictions, weights_fr
     The vote's score is its share of positive votes, each model voting at its own validation thresholds; its
     decision is the majority (ties positive). The other two give probabilities, thresholded later.
     """
-    if method == "average":
-        return ensemble.average(val.probs), ensemble.average(test.probs), None
-    if method == "weighted":
-        w = weights(val, test, weights_from)
-        return ensemble.weighted(val.probs, w), ensemble.weighted(test.probs, w), None
-    if method == "vote":
-        cuts = np.stack([choose_thresholds(val.truth, p) for p in val.probs])
-        return (ensemble.vote_share(val.probs, cuts), ensemble.vote_share(test.probs, cuts),
-                ensemble.vote(test.probs, cuts))
-    raise ValueError(f"unknown ensemble method {method!r}; expected one of {ensemble.METHODS}")
+    w = weights(val, test, weights_from) if method == "weighted" else None
+    cuts = np.stack([choose_thresholds(val.truth, p) for p in val.probs]) if method == "vote" else 0.5
+    s_val, s_test = (ensemble.combine(method, x.probs, weights=w, threshold=cuts) for x in (val, test))
+    return s_val, s_test, (s_test >= 0.5).astype(float) if method == "vote" else None
+
+
+def ensemble_rocs(members: pd.DataFrame, val: Predictions, test: Predictions,
+                  weights_from: str = "validation") -> dict[str, tuple | None]:
+    """Pooled test ROC curves (``metrics.micro_roc``) of each ensemble of the baseline and of the optimised
+    models among ``members`` (rows of ``train_runs`` output), as the paper's Figures 18, 20 and 21 draw them."""
+    curves = {}
+    for variant in ("baseline", "optimised"):
+        names = list(members.index[members["variant"] == variant])
+        for method in ensemble.METHODS if names else ():
+            score = ensemble_output(method, val.pick(names), test.pick(names), weights_from)[1]
+            curves[f"{method} of {variant}"] = micro_roc(test.truth, score)
+    return curves
 
 
 def ensemble_scores(method: str, val: Predictions, test: Predictions, weights_from: str = "validation") -> dict:

@@ -252,18 +252,6 @@ def distribution_scope(devices: list[str] | None = None):
             keras.distribution.set_distribution(previous)
 
 
-def tune_backend() -> None:
-    """On a CPU-only TensorFlow, switch off the graph optimiser (grappler): on 2 cores it cost more than it gave
-    here (DenseNet121 and EfficientNetB2 trained 38-45 % faster without it at 64 px, ResNet50 the same, and the
-    first step came a few seconds sooner). GPUs keep it."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow" and not accelerators():
-        import tensorflow as tf
-
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-
-
 def set_determinism(seed: int) -> None:
     """One seed for Python, NumPy and the backend; deterministic kernels where TensorFlow offers them."""
     import keras
@@ -305,7 +293,6 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
     if cache.labels is None:
         raise ValueError("the cache has no labels; build it with labels to train on it")
     out.mkdir(parents=True, exist_ok=True)
-    tune_backend()
     set_determinism(spec.seed)
     if spec.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")

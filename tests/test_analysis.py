@@ -63,6 +63,13 @@ def test_mixed_series_empty_and_huge_uploads_are_refused(app_data, tmp_path, mon
     monkeypatch.setattr(analysis, "MAX_FILE_MB", 0.001)
     with pytest.raises(analysis.InputError, match=first[0][0]):
         analysis.receive(first, tmp_path / "uploads")
+    monkeypatch.setattr(analysis, "MAX_FILE_MB", 20)
+    monkeypatch.setattr(analysis, "MAX_TOTAL_MB", 0.01)
+    with pytest.raises(analysis.InputError, match="MB in all"):
+        analysis.receive(first, tmp_path / "uploads")
+    monkeypatch.setattr(analysis, "MAX_FILES", 2)
+    with pytest.raises(analysis.InputError, match="at most 2"):
+        analysis.receive(first[:3], tmp_path / "uploads")
 
 
 def test_a_study_is_analysed_with_one_model_and_its_heatmap_drawn(app_data):
@@ -76,7 +83,9 @@ def test_a_study_is_analysed_with_one_model_and_its_heatmap_drawn(app_data):
     assert report.flagged.shape == (n, 6) and list(report.table().columns)[0] == "z (mm)"
     two = analysis.analyse(series, [app_data["run"], app_data["run"]])
     np.testing.assert_allclose(two.probs, report.probs, atol=1e-6)  # the mean of one model twice
+    assert len(series.prepared) == 1  # preprocessed once for this run; the heatmap below reuses it
     image, heat = analysis.heatmap(series, [app_data["run"]], 0, "any")
+    assert len(series.prepared) == 1
     assert image.shape == heat.shape == (32, 32) and 0 <= heat.min() and heat.max() <= 1
     with pytest.raises(analysis.InputError, match="ID_nope"):
         analysis.cohort_series(index, "ID_nope")

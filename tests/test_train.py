@@ -183,6 +183,10 @@ def test_run_spec_checks_and_names():
     assert RunSpec("resnet50").loss_weights == (1.0,) * 6
     with pytest.raises(ValueError, match="variant 'best'"):
         RunSpec("resnet50", variant="best").check()
+    for bad, match in (({"epoch_images": -1}, "epoch_images"), ({"lr_schedule": "step"}, "lr_schedule 'step'"),
+                       ({"bn_momentum": 1.0}, "bn_momentum"), ({"positive_fraction": -0.1}, "positive_fraction")):
+        with pytest.raises(ValueError, match=match):
+            RunSpec("resnet50", **bad).check()
 
 
 def test_timing_table_quotes_the_paper_beside_ours():
