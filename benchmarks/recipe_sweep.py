@@ -1,14 +1,21 @@
 """Which short training recipe learns from scratch? Validation (and test) `any` AUC against images seen.
 
-    python benchmarks/recipe_sweep.py --studies 40 --archs resnet50 --budget 3000      # one CPU-sized probe
-    KERAS_BACKEND=jax python benchmarks/recipe_sweep.py --studies 40,120 --parallel 10  # the grid, on a GPU
+    python benchmarks/recipe_sweep.py --studies 40 --archs resnet50 --budgets 3000     # one CPU-sized probe
+    python benchmarks/recipe_sweep.py --studies 120 --archs densenet121 --recipes cpu \
+        --sizes 64,128 --seeds 0,1 --budgets 1800,3600 --every 1800 --predictions preds   # size, length, seed
+    KERAS_BACKEND=jax python benchmarks/recipe_sweep.py --studies 120 --parallel 1     # on a GPU, one at a time
 
-The `cpu` profile can afford about 2,500 training images per model (75 s at 64 px on 2 cores). This script
+The `cpu` profile can afford about 1,800 training images per model (60-100 s at 64 px on 2 cores). This script
 trains the chosen architectures under a grid of recipes (learning rate, batch-normalisation momentum, share of
-positive images per epoch) on phantom cohorts of the given sizes, and every `--every` images predicts the
-validation and test patients. Recipes are to be chosen on the validation column; test is printed to show how
-far the two disagree on a split of a few patients. Prints one JSON line per evaluation (and writes them to
-`--out`). A script, not a test: it asserts nothing.
+positive images per epoch), input sizes, training seeds (initialisation and sampling; the split stays the
+cohort's) and budgets (training images per run), on phantom cohorts of the given sizes. Every `--every` images
+(one "epoch" of freshly drawn images) it predicts the validation and test patients. Recipes are to be chosen on
+the validation column; test is printed to show how far the two disagree on a split of a few patients. Prints
+one JSON line per evaluation (and writes them to `--out`); with `--predictions DIR` each run's final
+validation and test probabilities are saved there, so ensembles of the runs can be scored afterwards.
+`--parallel N` runs N jobs at once in their own processes: on CPU cores. On one GPU under JAX eight processes
+at once finished nothing in six minutes (each compiles its own graphs), so keep 1 there.
+A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ RECIPES = {
     "bn0.9-lr2e-3-pos0.3-cosine": dict(learning_rate=2e-3, bn_momentum=0.9, positive_fraction=0.3,
                                        lr_schedule="cosine"),
 }
+RECIPES["cpu"] = RECIPES["bn0.9-lr2e-3-pos0.5-cosine"]  # the cpu profile's recipe
 
 
 def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, workers: int) -> dict:
@@ -44,13 +52,14 @@ def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, worker
     from ichlib.rsna import index_dicoms, read_labels
     from ichlib.train import split_by_patient
 
-    make_cohort(f"{folder}/cohort", studies, seed=seed, matrix=matrix, workers=workers, progress=False)
+    if not os.path.exists(f"{folder}/cohort/manifest.json"):  # one cohort, a cache per size
+        make_cohort(f"{folder}/cohort", studies, seed=seed, matrix=matrix, workers=workers, progress=False)
     index, _ = index_dicoms(f"{folder}/cohort/stage_2_train", workers=workers, progress=False)
     labels = read_labels(f"{folder}/cohort/stage_2_train.csv")
-    cache = build_cache(index, f"{folder}/cache", size=size, labels=labels, workers=workers, progress=False)
+    cache = build_cache(index, f"{folder}/cache{size}", size=size, labels=labels, workers=workers, progress=False)
     split = split_by_patient(index, seed, labels).reindex(cache.ids).to_numpy()
-    np.savez(f"{folder}/data.npz", images=np.asarray(cache.images), labels=cache.labels, split=split)
-    return {"studies": studies, "images": int(len(split)),
+    np.savez(f"{folder}/data{size}.npz", images=np.asarray(cache.images), labels=cache.labels, split=split)
+    return {"studies": studies, "size": size, "images": int(len(split)),
             **{f"{name} patients": int(index.loc[np.asarray(cache.ids)[split == name], "patient"].nunique())
                for name in ("train", "val", "test")}}
 
@@ -70,31 +79,32 @@ def one_run(job: dict) -> list[dict]:
     rows = {name: np.flatnonzero(split == name) for name in ("train", "val", "test")}
     recipe = RECIPES[job["recipe"]]
     set_determinism(job["seed"])
+    every = min(job["every"], job["budget"])
+    # one "epoch" per evaluation, each a fresh draw of `every` images: Keras under JAX cannot predict mid-epoch
     batches = _dataset_class()(images, labels, rows["train"], job["batch"], True, job["seed"],
-                               positive_fraction=recipe["positive_fraction"])
+                               positive_fraction=recipe["positive_fraction"], epoch_size=every)
     model = build_model(job["arch"], images.shape[1], bn_momentum=recipe["bn_momentum"], seed=job["seed"])
     spec = RunSpec(job["arch"], **recipe)
-    model.compile(keras.optimizers.Adam(learning_rate(spec, job["budget"] // job["batch"])), WeightedBCE())
+    steps = len(batches)
+    epochs = max(1, int(np.ceil(job["budget"] / (steps * job["batch"]))))
+    model.compile(keras.optimizers.Adam(learning_rate(spec, steps * epochs)), WeightedBCE())
     results, start = [], time.perf_counter()
 
     class Probe(keras.callbacks.Callback):
-        seen = 0
+        def on_epoch_end(self, epoch, logs=None):
+            row = {k: job[k] for k in ("arch", "recipe", "studies", "size", "seed", "budget")}
+            row.update(images_seen=(epoch + 1) * steps * job["batch"], seconds=round(time.perf_counter() - start, 1))
+            probs = {}
+            for name in ("val", "test"):
+                probs[name] = model.predict(images[rows[name]].astype(np.float32), batch_size=64, verbose=0)
+                row[f"{name} AUC any"] = round(float(roc_auc_score(labels[rows[name], 0], probs[name][:, 0])), 3)
+            print(json.dumps(row), flush=True)
+            results.append(row)
+            if epoch + 1 == epochs and job.get("predictions"):
+                name = "{arch}_{recipe}_{size}px_seed{seed}_{budget}".format(**job)
+                np.savez(f"{job['predictions']}/{name}.npz", **probs, val_truth=labels[rows["val"]],
+                         test_truth=labels[rows["test"]])
 
-        def on_train_batch_end(self, batch, logs=None):
-            before, Probe.seen = Probe.seen, Probe.seen + job["batch"]
-            if Probe.seen // job["every"] > before // job["every"]:
-                row = {k: job[k] for k in ("arch", "recipe", "studies")}
-                row.update(images_seen=Probe.seen, seconds=round(time.perf_counter() - start, 1))
-                for name in ("val", "test"):
-                    prob = model.predict(images[rows[name]].astype(np.float32), batch_size=64, verbose=0)
-                    truth = labels[rows[name], 0]
-                    row[f"{name} AUC any"] = round(float(roc_auc_score(truth, prob[:, 0])), 3)
-                print(json.dumps(row), flush=True)
-                results.append(row)
-                if Probe.seen >= job["budget"]:
-                    model.stop_training = True
-
-    epochs = int(np.ceil(job["budget"] / len(rows["train"]))) + 1
     model.fit(batches, epochs=epochs, verbose=0, callbacks=[Probe()])
     return results
 
@@ -103,13 +113,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--studies", default="40", help="cohort sizes, comma-separated")
     parser.add_argument("--matrix", type=int, default=512)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--sizes", default="64", help="input sizes in px, comma-separated")
     parser.add_argument("--archs", default="resnet50")
     parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--budget", type=int, default=8000, help="training images per run")
+    parser.add_argument("--budgets", default="8000", help="training images per run, comma-separated")
     parser.add_argument("--every", type=int, default=800, help="evaluate every this many images")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the cohort's seed")
+    parser.add_argument("--seeds", default="", help="training seeds, comma-separated (default: --seed)")
+    parser.add_argument("--predictions", default="", help="folder for each run's final probabilities")
     parser.add_argument("--parallel", type=int, default=1, help="runs at once, each in its own process")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default="recipe_sweep.jsonl")
@@ -117,12 +129,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         jobs = []
+        if args.predictions:
+            os.makedirs(args.predictions, exist_ok=True)
+        seeds = [int(s) for s in (args.seeds or str(args.seed)).split(",")]
         for studies in map(int, args.studies.split(",")):
-            folder = f"{tmp}/studies{studies}"
-            print(json.dumps(prepare(folder, studies, args.matrix, args.size, args.seed, args.workers)), flush=True)
-            jobs += [dict(data=f"{folder}/data.npz", studies=studies, arch=arch, recipe=recipe, seed=args.seed,
-                          batch=args.batch, budget=args.budget, every=args.every)
-                     for arch in args.archs.split(",") for recipe in args.recipes.split(",")]
+            for size in map(int, args.sizes.split(",")):
+                folder = f"{tmp}/studies{studies}"
+                print(json.dumps(prepare(folder, studies, args.matrix, size, args.seed, args.workers)), flush=True)
+                jobs += [dict(data=f"{folder}/data{size}.npz", studies=studies, size=size, arch=arch, recipe=recipe,
+                              seed=seed, batch=args.batch, budget=budget, every=args.every,
+                              predictions=args.predictions)
+                         for arch in args.archs.split(",") for recipe in args.recipes.split(",")
+                         for seed in seeds for budget in map(int, args.budgets.split(","))]
         if args.parallel > 1:
             with multiprocessing.get_context("spawn").Pool(args.parallel, maxtasksperchild=1) as pool:
                 results = pool.map(one_run, jobs, chunksize=1)

@@ -112,3 +112,21 @@ def test_auc_by_bleed_size_drops_the_small_bleeds_only():
                                      image_size=32, floors=(0, 1))
     assert table.loc[0, "positive slices kept"] == 2 and table.loc[0, "AUC any"] == pytest.approx(0.5)
     assert table.loc[1, "positive slices kept"] == 1 and table.loc[1, "AUC any"] == pytest.approx(1.0)
+
+
+def test_auc_by_distance_to_bleed_drops_the_edge_negatives_only():
+    # study a: a bleed on slice 2; its neighbours (1, 3) score high, as partial volume would make them
+    study = ["a"] * 5 + ["b"] * 3
+    position = [0, 1, 2, 3, 4, 0, 1, 2]
+    y = np.array([0, 0, 1, 0, 0, 0, 0, 0])
+    p = np.array([0.1, 0.8, 0.7, 0.9, 0.2, 0.3, 0.1, 0.2])
+    table = tables.auc_by_distance_to_bleed(y, p, study, position, gaps=(0, 1, 2))
+    assert table["negative slices kept"].tolist() == [7, 5, 3]
+    assert table["AUC any"].iloc[0] == pytest.approx(5 / 7)  # beaten by its two neighbours only
+    assert table["AUC any"].iloc[1] == pytest.approx(1.0)
+    assert table["AUC any"].iloc[2] == pytest.approx(1.0)
+
+
+def test_auc_by_distance_to_bleed_without_negatives_left_is_undefined():
+    table = tables.auc_by_distance_to_bleed([1, 0], [0.2, 0.9], ["a", "a"], [0, 1], gaps=(0, 1))
+    assert table["AUC any"].iloc[0] == 0.0 and np.isnan(table["AUC any"].iloc[1])
