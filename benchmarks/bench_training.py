@@ -2,6 +2,7 @@
 
     python benchmarks/bench_training.py                         # 64 px, batch 16, 320 images, all backbones
     python benchmarks/bench_training.py --size 128 --archs resnet50
+    python benchmarks/bench_training.py --archs densenet121 --policy mixed_bfloat16 --batch 64
 
 The book's own fit: cached uint8 batches through ``ichlib.train``'s PyDataset, the training metrics on.
 A script, not a test: it asserts nothing.
@@ -23,9 +24,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--archs", default="efficientnetb2,resnet50,densenet121")
+    parser.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
     args = parser.parse_args()
 
     import keras
+
+    keras.mixed_precision.set_global_policy(args.policy)
 
     from ichlib.losses import RSNALogLoss, WeightedBCE
     from ichlib.models import build_model
@@ -46,6 +50,7 @@ def main() -> None:
         model.fit(batches(x, y, np.arange(args.images), args.batch, True, 0), epochs=1, verbose=0)
         rate = args.images / (time.perf_counter() - start)
         print(json.dumps({"arch": arch, "backend": keras.backend.backend(), "size": args.size, "batch": args.batch,
+                          "policy": args.policy,
                           "first_step_s": round(first, 1), "images_per_s": round(rate, 1)}), flush=True)
 
 

@@ -43,7 +43,17 @@ RECIPES = {
     "bn0.9-lr2e-3-pos0.3-cosine": dict(learning_rate=2e-3, bn_momentum=0.9, positive_fraction=0.3,
                                        lr_schedule="cosine"),
 }
-RECIPES["cpu"] = RECIPES["bn0.9-lr2e-3-pos0.5-cosine"]  # the cpu profile's recipe
+
+
+def profile_recipe(name: str) -> dict:
+    """The recipe of a profile in profiles.yml (so "cpu" here is always what the book trains)."""
+    from ichlib.book import load_profiles, project_root
+
+    profile = load_profiles(project_root() / "profiles.yml")[name]
+    return {k: profile[k] for k in ("learning_rate", "bn_momentum", "positive_fraction", "lr_schedule")}
+
+
+RECIPES["cpu"] = profile_recipe("cpu")
 
 
 def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, workers: int) -> dict:

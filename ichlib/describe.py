@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import binary_dilation, binary_erosion
 
+from .cache import BRAIN_CHANNEL
 from .paper import TABLE1_IMAGES
 from .phantom import read_mask
 from .preprocess import PRESETS, window
 from .rsna import LABELS, SUBTYPES, read_hu
-from .store import Source
+from .store import Source, run_cache
 
 
 def label_distribution(labels: pd.DataFrame) -> pd.DataFrame:
@@ -148,3 +149,20 @@ def gradcam_pair(src: Source, labels: pd.DataFrame, candidates, subtype: str = "
 def masks_of(src: Source, ids) -> dict[str, dict[str, np.ndarray]]:
     """The true masks of each slice (``{subtype: bool array}``); empty for real data, which has none."""
     return {i: read_mask(src.folder, i) for i in ids} if src.phantom else {}
+
+
+def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
+             workers: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Grad-CAM of ``label`` on the slices ``ids``, for each run in ``specs`` (``models``: run name -> model).
+
+    Each run reads the slices from its own preprocessed cache. Returns ``{run name: (images, heatmaps)}``, both
+    (len(ids), size, size): the images as the brain-window channel, for drawing under the heatmaps.
+    """
+    from .gradcam import gradcam  # here: it loads Keras, which the other describers do not need
+
+    out = {}
+    for spec in specs:
+        data = run_cache(src, spec, workers=workers)
+        images = np.stack([data.image(i) for i in ids])
+        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(models[spec.name], images, label))
+    return out

@@ -187,3 +187,21 @@ def gradcam_grid(panels: list[list[dict]], row_titles: list[str], col_titles: li
         axes[0][c].set_title(f"{title}\n{axes[0][c].get_title()}", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def gradcam_pairs(heat: dict, archs, variants, preprocessing: str, mask: np.ndarray | None = None) -> plt.Figure:
+    """The paper's Figures 22/23 for one preprocessing: a row per architecture; per variant, the bleed slice
+    (with the true ``mask`` outlined, when known) and the slice without one.
+
+    ``heat`` maps a run name ("<arch>-<preprocessing>-<variant>") to (images, heatmaps) of the two slices, bleed
+    first, as ``ichlib.describe.heatmaps`` returns them.
+    """
+    rows = []
+    for arch in archs:
+        row = []
+        for variant in variants:
+            images, maps = heat[f"{arch}-{preprocessing}-{variant}"]
+            row.append({"image": images[0], "heatmap": maps[0], "title": f"{variant}, bleed", "mask": mask})
+            row.append({"image": images[1], "heatmap": maps[1], "title": f"{variant}, no bleed"})
+        rows.append(row)
+    return gradcam_grid(rows, list(archs), [])

@@ -191,6 +191,30 @@ def headline(y_true, y_prob, thresholds, patients, n_boot: int = 1000, seed: int
     return {"labels": table, "RSNA log loss": (weighted_log_loss(y_true, y_prob), loss_low, loss_high)}
 
 
+def validated_headline(val: Predictions, test: Predictions, p_val, p_test, index: pd.DataFrame,
+                       level: str = "slice", n_boot: int = 1000, seed: int = 0) -> dict:
+    """The :func:`headline` of one model or ensemble at slice or study level, thresholds chosen on validation.
+
+    ``p_val`` / ``p_test``: (images, 6) probabilities aligned with ``val.ids`` / ``test.ids``; ``index``: the
+    image index (``patient`` and ``study`` per image ID). At study level both splits are first read out per
+    study (:func:`ichlib.ensemble.study_level`) and the thresholds chosen on the validation studies. The
+    bootstrap resamples patients either way. Adds the ``"thresholds"`` used, ``"units"`` (test slices or
+    studies) and ``"patients"``.
+    """
+    if level == "slice":
+        y_val, y_test, units = val.truth, test.truth, list(test.ids)
+        patients = index.loc[list(test.ids), "patient"].to_numpy()
+    elif level == "study":
+        _, y_val, p_val = ensemble.study_level(val.ids, val.truth, p_val, index["study"])
+        units, y_test, p_test = ensemble.study_level(test.ids, test.truth, p_test, index["study"])
+        patients = index.drop_duplicates("study").set_index("study").loc[units, "patient"].to_numpy()
+    else:
+        raise ValueError(f"level must be 'slice' or 'study', got {level!r}")
+    thresholds = choose_thresholds(y_val, p_val)
+    result = headline(y_test, p_test, thresholds, patients, n_boot, seed)
+    return {**result, "thresholds": thresholds, "units": len(units), "patients": len(set(patients))}
+
+
 def _pooled_auc(y, p) -> float:
     return float(scores(y, p, 0.5).at["micro", "AUC"])
 

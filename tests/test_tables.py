@@ -130,3 +130,38 @@ def test_auc_by_distance_to_bleed_drops_the_edge_negatives_only():
 def test_auc_by_distance_to_bleed_without_negatives_left_is_undefined():
     table = tables.auc_by_distance_to_bleed([1, 0], [0.2, 0.9], ["a", "a"], [0, 1], gaps=(0, 1))
     assert table["AUC any"].iloc[0] == 0.0 and np.isnan(table["AUC any"].iloc[1])
+
+
+def split_of(prefix, studies, rng):
+    """Hand-made predictions of one split: ``studies`` maps study -> (patient, slices)."""
+    ids, index_rows = [], []
+    for study, (patient, n) in studies.items():
+        for k in range(n):
+            ids.append(f"ID_{prefix}{study}{k}")
+            index_rows.append({"ID": ids[-1], "patient": patient, "study": study})
+    truth = (rng.random((len(ids), 6)) > 0.5).astype(int)
+    probs = np.clip(0.6 * truth + 0.4 * rng.random(truth.shape), 0, 1)
+    return tables.Predictions(["m"], pd.Index(ids), truth, probs[None]), pd.DataFrame(index_rows).set_index("ID")
+
+
+def test_validated_headline_chooses_thresholds_on_validation_at_each_level():
+    from ichlib import ensemble
+    from ichlib.metrics import choose_thresholds
+
+    rng = np.random.default_rng(3)
+    val, index_val = split_of("v", {"v1": ("P1", 4), "v2": ("P2", 4), "v3": ("P3", 3)}, rng)
+    test, index_test = split_of("t", {"t1": ("P4", 3), "t2": ("P4", 2), "t3": ("P5", 4)}, rng)
+    index = pd.concat([index_val, index_test])
+    slices = tables.validated_headline(val, test, val.probs[0], test.probs[0], index, "slice", n_boot=50)
+    assert (slices["units"], slices["patients"]) == (9, 2)
+    np.testing.assert_allclose(slices["thresholds"], choose_thresholds(val.truth, val.probs[0]))
+    studies = tables.validated_headline(val, test, val.probs[0], test.probs[0], index, "study", n_boot=50)
+    assert (studies["units"], studies["patients"]) == (3, 2)
+    _, y_val, p_val = ensemble.study_level(val.ids, val.truth, val.probs[0], index["study"])
+    np.testing.assert_allclose(studies["thresholds"], choose_thresholds(y_val, p_val))
+    # the test split never moves a threshold
+    flipped = tables.Predictions(test.names, test.ids, 1 - test.truth, test.probs)
+    again = tables.validated_headline(val, flipped, val.probs[0], test.probs[0], index, "slice", n_boot=50)
+    np.testing.assert_allclose(again["thresholds"], slices["thresholds"])
+    with pytest.raises(ValueError, match="'series'"):
+        tables.validated_headline(val, test, val.probs[0], test.probs[0], index, "series")
