@@ -13,9 +13,16 @@ PROFILE ?= cpu
 
 setup: $(VENV)/.installed
 
+# PyTorch's CPU build comes from its own index: PyPI's Linux wheel is the CUDA build, with gigabytes of GPU
+# libraries a CPU machine never uses. Only torch is looked up there (few retries: a machine that cannot reach
+# it falls back to the other indexes quickly); everything else comes from PyPI.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH := $(shell sed -n 's/^ *"\(torch==[^"]*\)",/\1/p' pyproject.toml)
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --retries 1 --extra-index-url $(TORCH_INDEX) '$(TORCH)'
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 

@@ -1,10 +1,18 @@
-"""Training speed on this machine: `fit` images/s and the first (graph-building) step's seconds, per backbone.
+"""Training speed on this machine, measured against the machine's own fp32 matmul rate in the same run.
 
-    python benchmarks/bench_training.py                         # 64 px, batch 16, 320 images, all backbones
-    python benchmarks/bench_training.py --size 128 --archs resnet50
+    python benchmarks/bench_training.py                         # the book's settings (profiles.yml cpu), all backbones
+    python benchmarks/bench_training.py --archs resnet50,densenet121 --images 256
+    python benchmarks/bench_training.py --backend tensorflow --batch 16
     python benchmarks/bench_training.py --archs densenet121 --policy mixed_bfloat16 --batch 64
+    ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/bench_training.py
+                                                                # a newcomer's AVX2 machine, seen on an AVX-512 one
 
-The book's own fit: cached uint8 batches through ``ichlib.train``'s PyDataset, the training metrics on.
+Prints one JSON line for the machine (CPU model and flags, threads, the backend's fp32 matmul GFLOP/s) and
+then one per backbone: ``images_per_s`` of the book's own fit (cached uint8 batches through ``ichlib.train``,
+the training metrics on), ``first_step_s`` (the first one-batch fit: graph building where the backend has one),
+``predict_ms_per_image``, ``train_gflop_per_image`` (forward and backward FLOPs counted from the model's own
+layers by ``ichlib.models.training_flops``) and ``peak_fraction``: the training step's FLOP rate over the matmul
+rate. The fraction is a ratio measured in one run, so it travels between machines where absolute figures do not.
 A script, not a test: it asserts nothing.
 """
 
@@ -13,28 +21,73 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import time
 
 import numpy as np
 
 
+def cpu_facts() -> dict:
+    """The CPU's model name and the vector flags that decide kernel speed (Linux; empty elsewhere)."""
+    facts = {"machine": platform.machine(), "cores": os.cpu_count()}
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return facts
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+    flags = set(fields.get("flags", "").split())
+    facts.update(cpu=fields.get("model name", "?"), flags=[f for f in wanted if f in flags])
+    caps = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+            if k in os.environ}
+    if caps:
+        facts["isa_caps"] = caps
+    return facts
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The backend's own fp32 n x n matmul rate (2 n^3 FLOPs a product), best of ``repeats``."""
+    import keras
+
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    best = np.inf
+    for _ in range(repeats + 1):  # the first one warms up
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, a)))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=None, help="default: the cpu profile's batch_size")
     parser.add_argument("--images", type=int, default=320)
     parser.add_argument("--archs", default="efficientnetb2,resnet50,densenet121")
     parser.add_argument("--policy", default="float32", help="Keras dtype policy, e.g. mixed_bfloat16")
+    parser.add_argument("--backend", default=None, help="tensorflow, torch or jax (default: ichlib's choice)")
     args = parser.parse_args()
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
 
+    from ichlib.backend import configure
+
+    configure()
     import keras
 
-    keras.mixed_precision.set_global_policy(args.policy)
-
+    from ichlib.book import load_profiles, project_root
     from ichlib.losses import RSNALogLoss, WeightedBCE
-    from ichlib.models import build_model
+    from ichlib.models import build_model, training_flops
     from ichlib.train import _dataset_class
 
+    batch = args.batch or int(load_profiles(project_root() / "profiles.yml")["cpu"]["batch_size"])
+    keras.mixed_precision.set_global_policy(args.policy)
+    peak = matmul_gflops()
+    from ichlib.backend import threads
+
+    print(json.dumps({**cpu_facts(), "backend": keras.backend.backend(), "threads": threads(),
+                      "matmul_gflops": round(peak, 1)}), flush=True)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (args.images, args.size, args.size, 3), dtype=np.uint8)
     y = (rng.random((args.images, 6)) > 0.7).astype(np.uint8)
@@ -44,14 +97,21 @@ def main() -> None:
         model.compile(keras.optimizers.Adam(1e-3), WeightedBCE(),
                       metrics=[RSNALogLoss(), keras.metrics.AUC(multi_label=True, num_labels=6, name="auc")])
         start = time.perf_counter()
-        model.fit(batches(x, y, np.arange(args.batch), args.batch, True, 0), epochs=1, verbose=0)
+        model.fit(batches(x, y, np.arange(batch), batch, True, 0), epochs=1, verbose=0)
         first = time.perf_counter() - start
         start = time.perf_counter()
-        model.fit(batches(x, y, np.arange(args.images), args.batch, True, 0), epochs=1, verbose=0)
+        model.fit(batches(x, y, np.arange(args.images), batch, True, 0), epochs=1, verbose=0)
         rate = args.images / (time.perf_counter() - start)
-        print(json.dumps({"arch": arch, "backend": keras.backend.backend(), "size": args.size, "batch": args.batch,
-                          "policy": args.policy,
-                          "first_step_s": round(first, 1), "images_per_s": round(rate, 1)}), flush=True)
+        model.predict(x[:batch], batch_size=64, verbose=0)
+        start = time.perf_counter()
+        model.predict(x, batch_size=64, verbose=0)
+        predict_ms = (time.perf_counter() - start) / len(x) * 1e3
+        flops = training_flops(model)
+        print(json.dumps({"arch": arch, "backend": keras.backend.backend(), "size": args.size, "batch": batch,
+                          "policy": args.policy, "first_step_s": round(first, 1), "images_per_s": round(rate, 1),
+                          "predict_ms_per_image": round(predict_ms, 2),
+                          "train_gflop_per_image": round(flops / 1e9, 3),
+                          "peak_fraction": round(rate * flops / 1e9 / peak, 3)}), flush=True)
 
 
 if __name__ == "__main__":

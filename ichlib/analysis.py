@@ -20,6 +20,7 @@ from .cache import BRAIN_CHANNEL, series_images
 from .metrics import choose_thresholds
 from .preprocess import PAPER_WINDOWS
 from .rsna import LABELS, DicomError, lenient_uids, read_header
+from .train import INFERENCE_BATCH
 
 MAX_FILE_MB = 20      # one CT slice is ~0.5 MB; anything far larger is not one
 MAX_TOTAL_MB = 400    # a whole series
@@ -215,7 +216,7 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
     probs, val = [], []
     for folder in folders:
         x = inputs(series, folder, windows).astype(np.float32)
-        probs.append(model(folder).predict(x, batch_size=32, verbose=0))
+        probs.append(model(folder).predict(x, batch_size=INFERENCE_BATCH, verbose=0))
         val.append(load_predictions(folder, "val"))
     if all(v[0].equals(val[0][0]) for v in val):  # one data set: threshold the ensemble's own validation output
         thresholds = choose_thresholds(val[0][1], np.mean([v[2] for v in val], axis=0))

@@ -6,8 +6,8 @@ its maximum (an all-zero map stays zero). The score differentiated is the label'
 logit): the probability saturates near 0 and 1, where its gradient vanishes and the map would go blank.
 
 The layer defaults to the last one with a spatial (4-D) output before the head, which for the three backbones
-is the last convolutional block (``ichlib.models.LAST_CONV``). Works under TensorFlow (``tf.function`` and a
-gradient tape) and JAX (``jax.jit`` and ``jax.grad``).
+is the last convolutional block (``ichlib.models.LAST_CONV``). Works under PyTorch (``torch.autograd.grad``),
+TensorFlow (``tf.function`` and a gradient tape) and JAX (``jax.jit`` and ``jax.grad``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,20 @@ def _build(model: keras.Model, layer: str):
             return _cam(a, jax.grad(score)(a), size)
 
         return lambda x, j: run(x, j, f_vars, h_vars, dense.kernel.value, dense.bias.value)
-    raise NotImplementedError(f"Grad-CAM is written for the tensorflow and jax backends, not {backend!r}")
+    if backend == "torch":
+        import torch
+
+        def run(x, j):
+            with torch.no_grad():  # the backbone's forward pass needs no graph: only the map's gradient matters
+                a = features(x, training=False)
+            a = a.detach().requires_grad_(True)
+            with torch.enable_grad():
+                score = _score(head(a, training=False), dense.kernel.value, dense.bias.value, j)
+                (g,) = torch.autograd.grad(score, a)
+            return keras.ops.convert_to_numpy(_cam(a.detach(), g, size))
+
+        return run
+    raise NotImplementedError(f"Grad-CAM is written for the torch, tensorflow and jax backends, not {backend!r}")
 
 
 def gradcam(model: keras.Model, images: np.ndarray, label: int | str, layer: str | None = None,

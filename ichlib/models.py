@@ -125,3 +125,39 @@ def describe(model: keras.Model, arch: str) -> dict:
             "trainable": trainable, "layers": len(model.layers),
             "convolutions": sum("Conv2D" in type(layer).__name__ for layer in model.layers),
             "last conv block": LAST_CONV[arch], "its feature map": "x".join(str(d) for d in last[1:])}
+
+
+def forward_flops(model: keras.Model) -> int:
+    """FLOPs of one image's forward pass through the convolutions and dense layers (a multiply-add counts 2).
+
+    Counted from each layer's own shapes: a convolution costs 2 * output positions * output channels * kernel
+    area * input channels per group; a depthwise one 2 * output positions * channels * kernel area; a dense
+    layer 2 * inputs * units per position. Batch norm, activations, pooling and additions are left out: they are
+    a few per cent of the arithmetic (though not of the memory traffic).
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += forward_flops(layer)
+            continue
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, rows, cols, channels = layer.output.shape
+            total += 2 * rows * cols * channels * int(np.prod(layer.kernel_size))
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, rows, cols, filters = layer.output.shape
+            in_channels = layer.input.shape[-1] // layer.groups
+            total += 2 * rows * cols * filters * int(np.prod(layer.kernel_size)) * in_channels
+        elif isinstance(layer, keras.layers.Dense):
+            positions = int(np.prod(layer.input.shape[1:-1])) if len(layer.input.shape) > 2 else 1
+            total += 2 * positions * layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def training_flops(model: keras.Model) -> int:
+    """FLOPs of one image's training step: the forward pass and a backward pass of twice its cost.
+
+    The backward pass computes the gradient with respect to each layer's input and to its weights, each as
+    costly as the forward product (the usual 3x rule; it slightly overcounts the first layer, whose input
+    needs no gradient).
+    """
+    return 3 * forward_flops(model)

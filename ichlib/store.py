@@ -113,7 +113,11 @@ def run_cache(src: Source, spec, windows: tuple = PAPER_WINDOWS, workers: int | 
 
 
 def run_dir(src: Source, spec) -> Path:
-    """The artifact folder of one training run: named after the run, keyed by every setting it was made with."""
-    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:8]
+    """The artifact folder of one training run: named after the run, keyed by every setting and the Keras backend."""
+    from .backend import configure
+
+    # The backend is part of the key: the same seed gives the same numbers on one backend, not across them.
+    settings = {**asdict(spec), "backend": configure()}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
     return data_root() / "runs" / src.key / f"{spec.name}-{digest}"
 

@@ -23,6 +23,7 @@ from .preprocess import PAPER_WINDOWS
 from .rsna import LABELS, SUBTYPES
 
 SPLITS = ("train", "val", "test")
+INFERENCE_BATCH = 64  # images per predict call: no gradients are kept, so a larger batch costs little memory
 PAPER_FRACTIONS = (0.81, 0.09, 0.10)
 
 
@@ -261,6 +262,10 @@ def set_determinism(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)  # CPU kernels are; this guards the GPU ones
 
 
 def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLike, verbose: int = 0,
@@ -303,7 +308,8 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
         if len(r) == 0:
             raise ValueError(f"the {name} split is empty for this cache")
     Batches = _dataset_class()
-    batches = {name: Batches(cache.images, cache.labels, r, spec.batch_size, name == "train", spec.seed,
+    batches = {name: Batches(cache.images, cache.labels, r, spec.batch_size if name == "train" else INFERENCE_BATCH,
+                             name == "train", spec.seed,
                              positive_fraction=spec.positive_fraction if name == "train" else 0.0,
                              epoch_size=spec.epoch_images if name == "train" else 0,
                              workers=2, use_multiprocessing=False, max_queue_size=8) for name, r in rows.items()}
@@ -444,7 +450,8 @@ def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, work
         log(f"    {summary['epochs_run']} epochs, {summary['train_seconds']:.0f} s, AUC any: validation "
             f"{val_auc['any']:.3f}, test {auc['any']:.3f}")
         rows.append({"run": spec.name, "arch": spec.arch, "preprocessing": spec.preprocessing,
-                     "variant": spec.variant, "folder": str(folder), "epochs run": summary["epochs_run"],
+                     "variant": spec.variant, "folder": str(folder), "backend": summary["backend"],
+                     "epochs run": summary["epochs_run"],
                      "best epoch": summary["best_epoch"] + 1, "train s": summary["train_seconds"],
                      "test s/image": summary["test_seconds_per_image"],
                      "val AUC any": val_auc["any"], "test RSNA log loss": weighted_log_loss(truth, probs),

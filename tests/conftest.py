@@ -10,6 +10,8 @@ from pydicom.config import disable_value_validation
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+import ichlib  # noqa: F401  (chooses the Keras backend before any test module imports keras)
+
 
 @disable_value_validation()  # RSNA-style IDs are not valid UIDs
 def write_dicom(path: Path, stored: np.ndarray, *, modality: str = "CT", image_id: str = "ID_0a1b2c3d4",

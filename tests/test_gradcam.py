@@ -20,7 +20,7 @@ class RegionMask(keras.layers.Layer):
     def call(self, x):
         mask = np.zeros((1, SIZE, SIZE, 1), np.float32)
         mask[0, REGION[0], REGION[1], 0] = 1
-        return x * mask
+        return x * keras.ops.convert_to_tensor(mask)
 
 
 def region_model():
@@ -60,6 +60,23 @@ def test_agrees_with_a_direct_gradient_tape():
         logit = tf.reduce_sum(tf.matmul(h, kernel)[:, 4] + bias[4])  # subarachnoid, pre-sigmoid
     g = tape.gradient(logit, a).numpy()
     cam = np.maximum((a.numpy() * g.mean(axis=(1, 2), keepdims=True)).sum(-1), 0)
+    cam /= cam.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(gradcam(model, image, "subarachnoid", layer="conv"), cam, atol=1e-5)
+
+
+def test_agrees_with_a_direct_autograd_gradient():
+    torch = pytest.importorskip("torch")
+    if keras.backend.backend() != "torch":
+        pytest.skip("the reference computation uses PyTorch")
+    model = region_model()
+    image = np.random.default_rng(1).uniform(0, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    probe = keras.Model(model.input, [model.get_layer("conv").output, model.get_layer("labels").input])
+    kernel, bias = model.get_layer("labels").kernel.value, model.get_layer("labels").bias.value
+    a, h = probe(torch.as_tensor(image))
+    logit = (torch.matmul(h, kernel)[:, 4] + bias[4]).sum()  # subarachnoid, pre-sigmoid
+    (g,) = torch.autograd.grad(logit, a)
+    a, g = a.detach().cpu().numpy(), g.cpu().numpy()
+    cam = np.maximum((a * g.mean(axis=(1, 2), keepdims=True)).sum(-1), 0)
     cam /= cam.max(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(gradcam(model, image, "subarachnoid", layer="conv"), cam, atol=1e-5)
 

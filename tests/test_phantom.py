@@ -219,3 +219,24 @@ def test_mask_read_back(cohort):
     masks = read_mask(out, path.name.split(".")[0])
     assert masks and all(m.dtype == bool for m in masks.values())
     assert read_mask(out, "ID_000000000") == {}
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+def test_rendering_the_head_pixels_alone_draws_what_the_whole_grid_draws(seed):
+    """The fast path renders only ``head_pixels``: everything outside them must be air on the whole grid too,
+    and the pixels inside must come out the same as when the whole grid is rendered."""
+    from ichlib.phantom.anatomy import AIR
+    from ichlib.phantom.cohort import head_pixels
+
+    rng = np.random.default_rng(seed)
+    head = Head.sample(rng)
+    x, y = pixel_grid(head, 256, 2.1 * head.extent() / 256)
+    for z0 in head.stack(rng)[::3]:
+        z = F32(z0) + y * F32(np.tan(head.tilt))
+        whole = render(head, Frame.build(x, y, z, head.axes)).hu
+        inside = head_pixels(head, x, y, z)
+        outside = np.ones(x.size, bool)
+        outside[inside] = False
+        assert (whole.ravel()[outside] == AIR).all()
+        part = render(head, Frame.build(x.flat[inside], y.flat[inside], z.flat[inside], head.axes))
+        np.testing.assert_array_equal(part.hu, whole.ravel()[inside])

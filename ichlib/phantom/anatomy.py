@@ -139,35 +139,56 @@ def render(head: Head, frame: Frame, pushes: tuple[Push, ...] = ()) -> Tissue:
         frame: the pixels' head-frame coordinates.
         pushes: mass effect of lesions, applied to the brain's inner structures (not to skull or scalp).
     """
-    a, b, c = head.axes
+    hu, bone = _shell(head, frame)
+    brain = frame.depth >= 0
+    inner = np.flatnonzero(brain)  # the brain's structures are drawn on its own pixels only
+    inside = Frame(*(getattr(frame, name).ravel()[inner] for name in Frame.__dataclass_fields__))
+    inner_hu, csf_space, ventricles, dense = _brain(head, inside, pushes)
+    hu.ravel()[inner] = inner_hu
+    masks = []
+    for values in (csf_space, ventricles, dense):
+        full = np.zeros(hu.shape, bool)
+        full.ravel()[inner] = values
+        masks.append(full)
+    csf_space, ventricles, dense = masks
+    return Tissue(hu=hu, brain=brain, csf_space=csf_space & ~ventricles, ventricles=ventricles, bone=bone | dense)
+
+
+def _shell(head: Head, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Air, scalp (fat under a thin skin) and skull (dense tables, lighter diploe): HU and the bone mask."""
     depth = frame.depth
     t = head.skull_thickness(frame)
     hu = np.full(depth.shape, AIR, dtype=F32)
-
-    # Scalp (fat under a thin skin) and skull (dense tables, lighter diploe).
     scalp = (depth < -t) & (depth >= -t - F32(head.scalp))
     hu[scalp] = FAT
     hu[scalp & (depth < -t - F32(head.scalp - 1.0))] = SKIN
     bone = (depth < 0) & (depth >= -t)
     f = -depth[bone] / t[bone]
     hu[bone] = F32(650) + F32(850) * (np.exp(-(f / F32(0.22)) ** 2) + np.exp(-((F32(1) - f) / F32(0.22)) ** 2))
+    return hu, bone
 
-    brain = depth >= 0
+
+def _brain(head: Head, frame: Frame, pushes: tuple[Push, ...]) -> tuple[np.ndarray, ...]:
+    """HU of pixels inside the inner table (``frame`` holds only those), their CSF spaces, ventricles and bone
+    (the skull base; calcifications are not counted as bone)."""
+    a, b, c = head.axes
+    depth = frame.depth
+    brain = np.ones(depth.shape, bool)
+    hu = np.full(depth.shape, F32(head.white_hu), dtype=F32)
     # Inner structures move with mass effect; the skull does not.
     x, y, z = frame.x, frame.y, frame.z
     for push in pushes:
         x, y, z = push.apply(x, y, z)
 
-    hu[brain] = F32(head.white_hu)
-    hu[brain & (depth < F32(head.rim + head.ribbon))] = F32(head.grey_hu)
+    hu[depth < F32(head.rim + head.ribbon)] = F32(head.grey_hu)
 
-    csf_space = brain & (depth < F32(head.rim))
+    csf_space = depth < F32(head.rim)
     s, s_depth = head.sulcal_field(frame)
-    csf_space |= brain & (np.abs(s) < F32(0.13)) & (depth < s_depth)
+    csf_space |= (np.abs(s) < F32(0.13)) & (depth < s_depth)
 
     # Interhemispheric fissure above the corpus callosum, with the falx in it.
     if touches(frame, 0.2 * c, 1.2 * c):
-        fissure = brain & (np.abs(x) < F32(1.6)) & (depth < F32(38)) & (z > F32(-0.25 * c))
+        fissure = (np.abs(x) < F32(1.6)) & (depth < F32(38)) & (z > F32(-0.25 * c))
         csf_space |= fissure & (np.abs(x) >= F32(0.5))
     else:
         fissure = None
@@ -177,14 +198,14 @@ def render(head: Head, frame: Frame, pushes: tuple[Push, ...] = ()) -> Tissue:
         level = np.abs(z) < F32(0.16 * c)
         for s_ in (-1, 1):
             cleft = segment_distance(x, y, (0.95 * a * s_, 0.02 * b), (0.42 * a * s_, 0.22 * b)) < F32(1.2)
-            csf_space |= brain & level & cleft
+            csf_space |= level & cleft
 
     # Basal cisterns ring the midbrain.
     cz = -0.22 * c
     if touches(frame, cz, 0.08 * c):
         ring = np.sqrt((x / F32(0.17 * a)) ** 2 + ((y + F32(0.05 * b)) / F32(0.15 * b)) ** 2)
         slab = np.abs(z - F32(cz)) < F32(0.07 * c)
-        csf_space |= brain & slab & (((ring > 0.62) & (ring < 1.0)) | (ellipsoid(x, y, z, _n(head, 0, 0.14, -0.22), (9, 6, 5)) < 1))
+        csf_space |= slab & (((ring > 0.62) & (ring < 1.0)) | (ellipsoid(x, y, z, _n(head, 0, 0.14, -0.22), (9, 6, 5)) < 1))
 
     deep = np.zeros(depth.shape, bool)
     for s_ in (-1, 1):
@@ -193,13 +214,12 @@ def render(head: Head, frame: Frame, pushes: tuple[Push, ...] = ()) -> Tissue:
             centre = _n(head, *centre)
             if touches(frame, centre[2], axes[2]):
                 deep |= ellipsoid(x, y, z, centre, axes) < 1
-    hu[brain & deep] = DEEP_GREY
+    hu[deep] = DEEP_GREY
 
     ventricles = np.zeros(depth.shape, bool)
     for centre, axes in ventricle_parts(head):
         if touches(frame, centre[2], axes[2]):
             ventricles |= ellipsoid(x, y, z, centre, axes) < 1
-    ventricles &= brain
 
     hu[csf_space] = CSF
     hu[ventricles] = CSF - 3
@@ -207,9 +227,9 @@ def render(head: Head, frame: Frame, pushes: tuple[Push, ...] = ()) -> Tissue:
         hu[fissure & (np.abs(x) < F32(0.5))] = F32(head.falx_hu)
 
     _skull_base(head, frame, hu, brain)
-    bone = bone | (brain & (hu > 300))
+    dense = hu > 300
     _calcifications(head, x, y, z, frame, hu)
-    return Tissue(hu=hu, brain=brain, csf_space=csf_space & ~ventricles, ventricles=ventricles, bone=bone)
+    return hu, csf_space, ventricles, dense
 
 
 def _skull_base(head: Head, frame: Frame, hu: np.ndarray, brain: np.ndarray) -> None:

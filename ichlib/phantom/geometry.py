@@ -35,19 +35,23 @@ class Frame:
     psi: np.ndarray
 
     @classmethod
-    def build(cls, x: np.ndarray, y: np.ndarray, z: np.ndarray, axes: tuple[float, float, float]) -> "Frame":
+    def build(cls, x: np.ndarray, y: np.ndarray, z: np.ndarray, axes: tuple[float, float, float],
+              phi: np.ndarray | None = None) -> "Frame":
+        """The frame of pixels at x, y, z (any shape); ``phi`` may be passed where it was computed once already."""
         a, b, c = axes
         rho = np.sqrt(x * x + y * y + z * z)
         q = np.sqrt((x / F32(a)) ** 2 + (y / F32(b)) ** 2 + (z / F32(c)) ** 2)
         # Along the ray through a pixel the inner table lies at rho / q; at the very centre any radius will do.
         radius = np.where(q > 1e-4, rho / np.maximum(q, F32(1e-4)), F32(min(axes)))
         depth = radius - rho
-        phi = np.arctan2(x, y)
+        phi = np.arctan2(x, y) if phi is None else phi  # depends on x, y alone: the same for every sub-slice
         psi = np.arcsin(np.clip(z / np.maximum(rho, F32(1e-3)), -1, 1))
         return cls(x, y, z, rho, radius.astype(F32), depth.astype(F32), phi.astype(F32), psi.astype(F32))
 
     def z_range(self) -> tuple[float, float]:
-        return float(self.z.min()), float(self.z.max())
+        if not hasattr(self, "_z_range"):  # asked for by every shape of every sub-slice: computed once
+            self._z_range = (float(self.z.min()), float(self.z.max())) if self.z.size else (0.0, 0.0)
+        return self._z_range
 
 
 def ellipsoid(x, y, z, centre, axes) -> np.ndarray:
