@@ -34,6 +34,7 @@ def configure() -> str:
     if chosen not in BACKENDS:
         raise ValueError(f"KERAS_BACKEND={chosen!r} is not one of {', '.join(BACKENDS)}")
     os.environ["KERAS_BACKEND"] = chosen
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up lines are noise in a book build
     return chosen
 
 

@@ -5,8 +5,9 @@ feature map and w_c the mean over positions of d(score)/dA_c; it is upsampled to
 its maximum (an all-zero map stays zero). The score differentiated is the label's **pre-sigmoid** value (the
 logit): the probability saturates near 0 and 1, where its gradient vanishes and the map would go blank.
 
-The layer defaults to the last one with a spatial (4-D) output before the head, which for the three backbones
-is the last convolutional block (``ichlib.models.LAST_CONV``). Works under PyTorch (``torch.autograd.grad``),
+The layer defaults to the last block whose map has at least 8 x 8 cells (:func:`default_layer`): the last
+convolutional block (``ichlib.models.LAST_CONV``, :func:`last_conv_layer`) has stride 32, so at 128 px its map
+is 4 x 4 cells and at 64 px 2 x 2, too coarse to point at a bleed. Works under PyTorch (``torch.autograd.grad``),
 TensorFlow (``tf.function`` and a gradient tape) and JAX (``jax.jit`` and ``jax.grad``).
 """
 
@@ -40,6 +41,39 @@ def last_conv_layer(model: keras.Model) -> str:
         if shape is not None and len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer):
             return layer.name
     raise ValueError(f"model {model.name!r} has no layer with a spatial output")
+
+
+MIN_CELLS = 8  # a map coarser than 8 x 8 cannot point at a bleed: at 64 px a backbone's last block is 2 x 2
+BLOCK_ENDS = ("_out", "_add", "_concat")  # Keras' names for the end of a ResNet, EfficientNet, DenseNet block
+_NOT_FEATURES = (keras.layers.InputLayer, keras.layers.ZeroPadding2D, keras.layers.Rescaling)
+
+
+def _is_map(layer) -> bool:
+    """Whether a layer's output is a (batch, rows, cols, channels) map."""
+    try:
+        return len(layer.output.shape) == 4
+    except (AttributeError, ValueError):  # a layer never called in the graph has no output
+        return False
+
+
+def default_layer(model: keras.Model, min_cells: int = MIN_CELLS) -> str:
+    """The layer Grad-CAM uses by default: the last block whose output map has at least ``min_cells`` cells
+    each way (at 128 px, a stride-16 block: ResNet50's conv4_block6_out, DenseNet121's conv4_block24_concat,
+    EfficientNetB2's block5d_add).
+
+    A block end is a layer named as Keras names them (``*_out``, ``*_add``, ``*_concat``); a model without
+    such names gets its last layer with a large enough map. Where even the first map is smaller, the layer
+    with the largest map is used. The last block (:func:`last_conv_layer`) stays one argument away.
+    """
+    spatial = [layer for layer in model.layers
+               if not isinstance(layer, _NOT_FEATURES) and layer.name != OUTPUT_LAYER and _is_map(layer)]
+    if not spatial:
+        raise ValueError(f"model {model.name!r} has no layer with a spatial output")
+    large = [layer for layer in spatial if min(layer.output.shape[1:3]) >= min_cells]
+    if not large:
+        return max(spatial, key=lambda layer: min(layer.output.shape[1:3])).name
+    blocks = [layer for layer in large if layer.name.endswith(BLOCK_ENDS)]
+    return (blocks or large)[-1].name
 
 
 def _cam(a, g, size):
@@ -122,11 +156,11 @@ def gradcam(model: keras.Model, images: np.ndarray, label: int | str, layer: str
         model: an ``ichlib.models.build_model`` model (or any with a sigmoid Dense output named "labels").
         images: (n, rows, cols, 3) as the model takes them (the cache's 0-255 values).
         label: index or name in ``LABELS``.
-        layer: the feature layer; default :func:`last_conv_layer`.
+        layer: the feature layer; default :func:`default_layer` (a map of at least 8 x 8 cells).
         batch_size: images per compiled call.
     """
     j = label_index(label)
-    layer = layer or last_conv_layer(model)
+    layer = layer or default_layer(model)
     compiled = getattr(model, "_ichlib_gradcam", None)
     if compiled is None:
         compiled = {}

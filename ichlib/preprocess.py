@@ -139,3 +139,62 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize((size, size), method))
                     for c in range(planes.shape[-1])], axis=-1)
     return out[..., 0] if image.ndim == 2 else out
+
+
+# --------------------------------------------------------------------------------------------- the head's box
+AIR_HU = -1024.0
+TISSUE_HU = -300.0  # above: scalp fat and everything denser; below: air, and the foam of a head rest
+
+
+class NoHeadError(ValueError):
+    """A slice with no body of tissue to crop to (air only, or a few stray pixels)."""
+
+
+def head_box(hu: np.ndarray, margin: float = 0.04, min_fraction: float = 0.002) -> tuple[int, int, int, int]:
+    """A square box ``(top, bottom, left, right)`` around the head: rows ``top:bottom``, columns ``left:right``.
+
+    The head is the largest connected body of tissue (HU above ``TISSUE_HU``) once thin structures are opened
+    away, so the table and the rim of a head rest, a few pixels thick, are not part of it even where they touch
+    the scalp. The box is the head's bounding box grown by ``margin`` of its larger side on every side, made
+    square about its centre, and moved inside the image where it fits; where the square is larger than the
+    image it runs past the edges, and :func:`crop_to` pads it with air.
+
+    Raises:
+        NoHeadError: no body of tissue covers ``min_fraction`` of the image (an air-only slice).
+        ValueError: not a 2-D image.
+    """
+    from scipy import ndimage
+
+    hu = np.asarray(hu)
+    if hu.ndim != 2 or min(hu.shape) < 8:
+        raise ValueError(f"head_box needs a 2-D slice of at least 8 x 8 pixels, got shape {hu.shape}")
+    step = max(1, min(hu.shape) // 128)  # find the head on a ~128 px view: the box needs no finer detail
+    view = hu[::step, ::step] > TISSUE_HU
+    view = ndimage.binary_opening(view, structure=np.ones((3, 3), bool))  # detaches lines 1-2 view pixels thick
+    labels, count = ndimage.label(view)
+    sizes = np.bincount(labels.ravel())[1:]
+    if count == 0 or sizes.max() < min_fraction * view.size:
+        raise NoHeadError(f"no head in this slice: no body of tissue above {TISSUE_HU:g} HU covers "
+                          f"{min_fraction:.1%} of the image")
+    rows, cols = ndimage.find_objects(labels)[int(np.argmax(sizes))]
+    top, bottom = rows.start * step, min(rows.stop * step, hu.shape[0])
+    left, right = cols.start * step, min(cols.stop * step, hu.shape[1])
+    side = int(round(max(bottom - top, right - left) * (1 + 2 * margin)))
+    boxes = []
+    for lo, hi, extent in ((top, bottom, hu.shape[0]), (left, right, hu.shape[1])):
+        start = int(round((lo + hi - side) / 2))
+        if side <= extent:  # fits: slide it inside the image
+            start = min(max(start, 0), extent - side)
+        boxes += [start, start + side]
+    return tuple(boxes)
+
+
+def crop_to(hu: np.ndarray, box: tuple[int, int, int, int], fill: float = AIR_HU) -> np.ndarray:
+    """The pixels of ``box`` (from :func:`head_box`), with ``fill`` (air) where the box runs past the image."""
+    top, bottom, left, right = box
+    out = np.full((bottom - top, right - left), fill, dtype=np.asarray(hu).dtype)
+    r0, r1 = max(top, 0), min(bottom, hu.shape[0])
+    c0, c1 = max(left, 0), min(right, hu.shape[1])
+    if r1 > r0 and c1 > c0:
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = hu[r0:r1, c0:c1]
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -257,14 +258,26 @@ def set_determinism(seed: int) -> None:
     """One seed for Python, NumPy and the backend; deterministic kernels where TensorFlow offers them."""
     import keras
 
-    keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
+        keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
-    elif keras.backend.backend() == "torch":
+        return
+    try:  # what keras.utils.set_random_seed does, less importing TensorFlow (seconds, and its log lines)
+        from keras.src.backend.common import global_state
+        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+    except ImportError:  # another Keras layout: the public call, TensorFlow and all
+        keras.utils.set_random_seed(seed)
+    else:
+        global_state.set_global_attribute("global_random_seed", seed)
+        global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)  # recreated from the seed
+        random.seed(seed)
+        np.random.seed(seed)
+    if keras.backend.backend() == "torch":
         import torch
 
+        torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=True)  # CPU kernels are; this guards the GPU ones
 
 

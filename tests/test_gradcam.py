@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from ichlib.gradcam import gradcam, label_index, last_conv_layer  # noqa: E402
+from ichlib.gradcam import default_layer, gradcam, label_index, last_conv_layer  # noqa: E402
 from ichlib.models import LAST_CONV, build_model  # noqa: E402
 
 SIZE = 16
@@ -101,3 +101,22 @@ def test_labels_by_name_or_index_and_bad_ones_refused():
         label_index("bleed")
     with pytest.raises(ValueError, match="out of range"):
         label_index(6)
+
+
+@pytest.mark.parametrize("arch, size, layer, cells", [
+    ("resnet50", 128, "conv4_block6_out", 8), ("densenet121", 128, "conv4_block24_concat", 8),
+    ("efficientnetb2", 128, "block5d_add", 8), ("resnet50", 96, "conv3_block4_out", 12),
+    ("densenet121", 64, "conv3_block12_concat", 8), ("efficientnetb2", 64, "block3c_add", 8)])
+def test_the_default_layer_is_the_last_block_with_a_map_of_eight_cells_or_more(arch, size, layer, cells):
+    model = build_model(arch, size)
+    assert default_layer(model) == layer
+    assert tuple(model.get_layer(layer).output.shape[1:3]) == (cells, cells)
+    assert min(model.get_layer(last_conv_layer(model)).output.shape[1:3]) < 8  # the last block is coarser
+    heat = gradcam(model, np.full((1, size, size, 3), 100.0, np.float32), "any")
+    assert heat.shape == (1, size, size) and np.isfinite(heat).all()
+
+
+def test_a_model_without_block_names_or_large_maps_still_gets_a_layer():
+    model = region_model()  # no block names: the last map of 8 cells or more
+    assert default_layer(model) == "masked"
+    assert default_layer(model, min_cells=64) == "conv"  # none that large: the largest map

@@ -108,3 +108,37 @@ def test_confusion_counts_and_roc_curves():
     assert list(curves) == ["any"] and curves["any"][2] == pytest.approx(roc_auc_score(y[:, 0], p[:, 0]))
     shown = undefined(pd.DataFrame({"AUC": [0.91234, np.nan]}))
     assert shown["AUC"].tolist() == [0.912, "undefined"]
+
+
+def test_paired_bootstrap_matches_a_hand_computation():
+    """Three patients, four draws: the interval is the percentiles of the per-draw differences on shared draws."""
+    from ichlib.metrics import paired_bootstrap
+
+    y = np.array([1, 0, 1, 0, 1, 0])
+    a = np.array([0.9, 0.1, 0.8, 0.3, 0.6, 0.4])  # ranks every positive above every negative
+    b = np.array([0.6, 0.5, 0.4, 0.7, 0.9, 0.2])
+    patients = np.array(["p", "p", "q", "q", "r", "r"])
+    auc = lambda t, s: roc_auc_score(t, s)  # noqa: E731
+    result = paired_bootstrap(y, a, b, patients, auc, n=4, seed=5, level=0.5)
+    rng = np.random.default_rng(5)
+    rows = {0: [0, 1], 1: [2, 3], 2: [4, 5]}  # np.unique order: p, q, r
+    diffs = []
+    for _ in range(4):
+        pick = [r for k in rng.integers(0, 3, 3) for r in rows[k]]
+        diffs.append(auc(y[pick], a[pick]) - auc(y[pick], b[pick]))
+    assert result["difference"] == pytest.approx(auc(y, a) - auc(y, b))
+    assert (result["low"], result["high"]) == pytest.approx(tuple(np.percentile(diffs, [25, 75])))
+
+
+def test_paired_bootstrap_verdicts():
+    from ichlib.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(60), 10)
+    y = rng.integers(0, 2, 600)
+    good = y * 0.6 + rng.uniform(0, 0.5, 600)
+    noise = rng.uniform(0, 1, 600)
+    assert paired_bootstrap(y, good, noise, patients, roc_auc_score, n=200)["verdict"] == "better"
+    assert paired_bootstrap(y, noise, good, patients, roc_auc_score, n=200)["verdict"] == "worse"
+    same = paired_bootstrap(y, good, good, patients, roc_auc_score, n=50)
+    assert same["difference"] == 0 and same["low"] == same["high"] == 0 and same["verdict"] == "cannot tell"

@@ -82,3 +82,61 @@ def test_power_of_two_shrink_is_exact_area_average():
     np.testing.assert_allclose(resize(image, 32), image.reshape(32, 2, 32, 2).mean(axis=(1, 3)), atol=1e-5)
     assert resize(image, 64) is not None and resize(image, 64).shape == (64, 64)
     assert resize(image, 48).shape == (48, 48)  # not a power of two: Pillow's box filter
+
+
+# ------------------------------------------------------------------------------------------- the head's box
+def head_slice(size=256, centre=(128, 128), radii=(70, 60), table_row=None):
+    """Air with an elliptical head (skull ring, brain inside) and, optionally, a 2-px table line below it."""
+    rows, cols = np.mgrid[:size, :size]
+    r = ((rows - centre[0]) / radii[0]) ** 2 + ((cols - centre[1]) / radii[1]) ** 2
+    hu = np.full((size, size), -1000.0, np.float32)
+    hu[r < 1] = 1000.0
+    hu[r < 0.85] = 35.0
+    if table_row is not None:
+        hu[table_row:table_row + 2, 10:size - 10] = 300.0
+    return hu
+
+
+def test_head_box_is_square_and_holds_the_head_off_centre():
+    from ichlib.preprocess import head_box
+
+    hu = head_slice(centre=(100, 150), radii=(50, 40))
+    top, bottom, left, right = head_box(hu)
+    assert bottom - top == right - left
+    assert top <= 50 and bottom >= 150 and left <= 110 and right >= 190  # the whole head
+    assert bottom - top <= 112  # and little else: 100 px of head and a small margin
+
+
+def test_a_table_line_touching_the_head_is_left_out():
+    from ichlib.preprocess import head_box
+
+    hu = head_slice(centre=(120, 128), radii=(60, 50), table_row=179)  # touches the head's lowest row
+    top, bottom, left, right = head_box(hu)
+    assert bottom - top <= 135 and left > 10 and right < 246  # not widened to the table's 236 px
+
+
+def test_a_head_touching_the_edge_gives_a_box_inside_the_image_or_padded_with_air():
+    from ichlib.preprocess import AIR_HU, crop_to, head_box
+
+    hu = head_slice(centre=(40, 128), radii=(60, 50))  # cut off by the top edge
+    box = head_box(hu)
+    assert box[0] == 0 and box[1] - box[0] == box[3] - box[2]
+    big = head_slice(size=128, centre=(64, 64), radii=(66, 66))  # fills the image: the square runs past it
+    top, bottom, left, right = head_box(big)
+    assert top < 0 and bottom > 128 and bottom - top == right - left
+    out = crop_to(big, (top, bottom, left, right))
+    assert out.shape == (bottom - top, right - left) and out[0, 0] == AIR_HU
+    np.testing.assert_array_equal(out[-top:-top + 128, -left:-left + 128], big)
+
+
+def test_an_air_only_slice_has_no_head():
+    from ichlib.preprocess import NoHeadError, head_box
+
+    air = np.full((128, 128), -1000.0, np.float32)
+    with pytest.raises(NoHeadError, match="no head"):
+        head_box(air)
+    air[5, 5] = 40.0  # a stray pixel is not a head
+    with pytest.raises(NoHeadError):
+        head_box(air)
+    with pytest.raises(ValueError, match="2-D"):
+        head_box(np.zeros((4, 128, 128)))
