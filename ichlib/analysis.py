@@ -194,12 +194,13 @@ def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -
 def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
     spec = _spec(folder)
     wins = tuple(windows) if spec["preprocessing"] == "three_window" else tuple(windows)[:1]
-    done, failures = series_images(list(series.slices["path"]), spec["preprocessing"], spec["image_size"], wins)
+    done, failures = series_images(list(series.slices["path"]), spec["preprocessing"], spec["image_size"], wins,
+                                   crop=spec.get("crop", False))
     if failures:
         path, reason = failures[0]
         name = series.slices.set_index("path").at[path, "name"]
         raise InputError(f"{name}: its pixels cannot be read ({reason.replace(path, name)})")
-    return np.stack([image for _, image in done])
+    return np.stack([image for _, image, _ in done])
 
 
 def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Report:

@@ -5,6 +5,7 @@ A cache folder holds::
     images.u8      (n, size, size, 3) uint8, C order: open with :func:`load_cache` (a read-only memmap)
     ids.txt        one image ID per row of images.u8
     labels.npy     (n, 6) int8 in LABELS order, when labels were given
+    boxes.npy      (n, 4) int32: each slice's head box (top, bottom, left, right), when cut to the head
     failures.csv   path,reason for each slice that could not be read (skipped, never fatal)
     meta.json      mode, size, windows, n: what the cache was built with
 
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .parallel import process_pool
-from .preprocess import PAPER_WINDOWS, adjacent_stack, resize, three_window
+from .preprocess import PAPER_WINDOWS, NoHeadError, adjacent_stack, crop_to, head_box, resize, three_window
 from .rsna import LABELS, DicomError, read_hu
 
 MODES = ("three_window", "adjacent")
@@ -42,41 +43,64 @@ class Cache:
     labels: np.ndarray | None     # (n, 6) int8
     failures: list[tuple[str, str]]
     meta: dict
+    boxes: np.ndarray | None = None  # (n, 4) top, bottom, left, right of each slice's head box, when cropped
 
     def summary(self) -> dict:
         """What a reader wants to know about a cache, in one row."""
         return {"mode": self.meta["mode"], "images": len(self.ids), "shape": "x".join(map(str, self.images.shape[1:])),
                 "MB on disk": round(self.images.nbytes / 2**20, 1), "skipped": self.meta["skipped"]}
 
+    def row(self, image_id: str) -> int:
+        """The row of an image ID (a KeyError names an ID the cache does not hold)."""
+        if getattr(self, "_rows", None) is None:
+            self._rows = {i: k for k, i in enumerate(self.ids)}
+        return self._rows[image_id]
+
     def image(self, image_id: str) -> np.ndarray:
-        return self.images[self.ids.index(image_id)]
+        return self.images[self.row(image_id)]
 
 
-def series_images(paths: list[str], mode: str, size: int, windows: tuple) -> tuple[list, list]:
-    """Preprocess one series (paths ordered by z); return ([(row, image)], [(path, reason)])."""
+def series_images(paths: list[str], mode: str, size: int, windows: tuple, crop: bool = False) -> tuple[list, list]:
+    """Preprocess one series (paths ordered by z); return ([(row, image, box)], [(path, reason)]).
+
+    Without ``crop`` a slice is shrunk whole (``box`` None). With it, each slice is cut to its head's box
+    (:func:`ichlib.preprocess.head_box`; a slice with no head is taken whole) before resizing, and the adjacent
+    stack cuts its neighbours with the middle slice's box, so the three channels show the same place.
+    """
     slices, failures = [], []
     for path in paths:
         try:
-            slices.append(resize(read_hu(path, shrink_to=size), size))  # shrink, then window: see preprocess
+            # without the crop: shrink, then window (see preprocess); with it, the box needs the full image
+            slices.append(read_hu(path) if crop else resize(read_hu(path, shrink_to=size), size))
         except (DicomError, OSError) as exc:
             slices.append(None)
             failures.append((path, str(exc)))
-    done = []
     readable = [i for i, s in enumerate(slices) if s is not None]
+    done = []
     for pos, i in enumerate(readable):
+        box = head_or_whole(slices[i]) if crop else None
+        view = (lambda hu: resize(crop_to(hu, box), size)) if crop else (lambda hu: hu)  # noqa: E731
         if mode == "three_window":
-            image = three_window(slices[i], windows, np.uint8)
+            image = three_window(view(slices[i]), windows, np.uint8)
         else:  # neighbours among the readable slices; an unreadable one is skipped over, as at a series end
-            prev = slices[readable[pos - 1]] if pos > 0 else None
-            nxt = slices[readable[pos + 1]] if pos + 1 < len(readable) else None
-            image = adjacent_stack(prev, slices[i], nxt, windows[0], np.uint8)
-        done.append((i, image))
+            prev = view(slices[readable[pos - 1]]) if pos > 0 else None
+            nxt = view(slices[readable[pos + 1]]) if pos + 1 < len(readable) else None
+            image = adjacent_stack(prev, view(slices[i]), nxt, windows[0], np.uint8)
+        done.append((i, image, box))
     return done, failures
+
+
+def head_or_whole(hu: np.ndarray) -> tuple[int, int, int, int]:
+    """The head's box of a slice, or the whole slice where it has no head."""
+    try:
+        return head_box(hu)
+    except NoHeadError:  # air only: nothing to crop to
+        return (0, hu.shape[0], 0, hu.shape[1])
 
 
 def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "three_window", size: int = 128,
                 windows: tuple = PAPER_WINDOWS, labels: pd.DataFrame | None = None, workers: int | None = None,
-                progress: bool = True) -> Cache:
+                progress: bool = True, crop: bool = False) -> Cache:
     """Preprocess every slice of ``index`` (from :func:`ichlib.rsna.index_dicoms`) into a cache folder.
 
     Args:
@@ -89,6 +113,7 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
         labels: from :func:`ichlib.rsna.read_labels`; its rows for the cached IDs are stored alongside.
         workers: processes (default: CPU count).
         progress: show a progress bar.
+        crop: cut each slice to its head's box first (``boxes.npy`` then keeps each box, in stored pixels).
     """
     from tqdm.auto import tqdm
 
@@ -108,7 +133,8 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
     images = np.memmap(part / "images.u8", mode="w+", dtype=np.uint8, shape=(max(len(ids), 1), size, size, 3))
     good = np.zeros(len(ids), bool)
     failures: list[tuple[str, str]] = []
-    jobs = [(g.path.tolist(), mode, size, tuple(windows)) for g in groups]
+    boxes = np.zeros((len(ids), 4), np.int32)
+    jobs = [(g.path.tolist(), mode, size, tuple(windows), crop) for g in groups]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = dict(total=len(jobs), desc=f"cache {mode} {size}px", unit="series", disable=not progress)
     if workers == 1:
@@ -118,10 +144,12 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
         results = pool.map(series_images, *zip(*jobs)) if jobs else iter(())
     try:
         for group, (done, bad) in tqdm(zip(groups, results), **bar):
-            for i, image in done:
+            for i, image, box in done:
                 row = row_of[group.index[i]]
                 images[row] = image
                 good[row] = True
+                if box is not None:
+                    boxes[row] = box
             failures += bad
     finally:
         if workers > 1:
@@ -138,6 +166,8 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
     with open(part / "images.u8", "r+b") as fh:
         fh.truncate(len(kept_ids) * size * size * 3)
     (part / "ids.txt").write_text("\n".join(kept_ids) + ("\n" if kept_ids else ""))
+    if crop:
+        np.save(part / "boxes.npy", boxes[keep])
     if labels is not None:
         missing = [i for i in kept_ids if i not in labels.index]
         if missing:
@@ -148,7 +178,7 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
         writer.writerow(["path", "reason"])
         writer.writerows(failures)
     meta = dict(mode=mode, size=size, windows=[w if isinstance(w, str) else list(w) for w in windows],
-                n=len(kept_ids), skipped=len(failures))
+                n=len(kept_ids), skipped=len(failures), crop=bool(crop))
     (part / "meta.json").write_text(json.dumps(meta, indent=1))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(part, out)
@@ -168,4 +198,5 @@ def load_cache(folder: str | os.PathLike) -> Cache:
     size = meta["size"]
     images = (np.memmap(folder / "images.u8", mode="r", dtype=np.uint8, shape=(len(ids), size, size, 3))
               if ids else np.zeros((0, size, size, 3), np.uint8))
-    return Cache(images, ids, labels, failures, meta)
+    boxes = np.load(folder / "boxes.npy") if (folder / "boxes.npy").exists() else None
+    return Cache(images, ids, labels, failures, meta, boxes)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import binary_dilation, binary_erosion
 
-from .cache import BRAIN_CHANNEL
+from .cache import BRAIN_CHANNEL, head_or_whole
 from .paper import TABLE1_IMAGES
 from .phantom import read_mask
-from .preprocess import PRESETS, window
+from .preprocess import PRESETS, crop_to, window
 from .rsna import LABELS, SUBTYPES, read_hu
 from .store import Source, run_cache
 
@@ -146,9 +146,24 @@ def gradcam_pair(src: Source, labels: pd.DataFrame, candidates, subtype: str = "
     return positive, negatives[rng.integers(len(negatives))]
 
 
-def masks_of(src: Source, ids) -> dict[str, dict[str, np.ndarray]]:
-    """The true masks of each slice (``{subtype: bool array}``); empty for real data, which has none."""
-    return {i: read_mask(src.folder, i) for i in ids} if src.phantom else {}
+def masks_of(src: Source, ids, cache=None) -> dict[str, dict[str, np.ndarray]]:
+    """The true masks of each slice (``{subtype: bool array}``); empty for real data, which has none.
+
+    With a ``cache`` whose slices were cut to the head's box, each mask is cut to the same box: the frame the
+    network saw, so that sizes at the input and heatmap scores line up with the image.
+    """
+    if not src.phantom:
+        return {}
+    masks = {i: read_mask(src.folder, i) for i in ids}
+    if cache is None or cache.boxes is None:
+        return masks
+    boxes = {i: tuple(int(v) for v in cache.boxes[cache.row(i)]) for i in ids}
+    return {i: {k: crop_to(m, boxes[i], fill=False) for k, m in parts.items()} for i, parts in masks.items()}
+
+
+def head_boxes(index: pd.DataFrame, ids) -> dict[str, tuple[int, int, int, int]]:
+    """Each slice's head box (:func:`ichlib.preprocess.head_box`), the whole slice where it has no head."""
+    return {i: head_or_whole(read_hu(index.at[i, "path"])) for i in ids}
 
 
 def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",

@@ -79,6 +79,27 @@ def adjacent_figure(previous: np.ndarray, current: np.ndarray, following: np.nda
     return fig
 
 
+def head_crop_figure(hu: np.ndarray, box: tuple[int, int, int, int], size: int,
+                     mask: np.ndarray | None = None) -> plt.Figure:
+    """A slice with its head's box drawn, and what the network sees at ``size`` px without and with the cut."""
+    from matplotlib.patches import Rectangle
+
+    from .preprocess import crop_to, resize
+
+    top, bottom, left, right = box
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.3))
+    show_ct(axes[0], hu, "brain", mask, f"stored slice, {hu.shape[0]} px, and the head's box")
+    axes[0].add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, color="gold", lw=1.2))
+    crop_mask = None if mask is None else crop_to(mask, box, fill=False)
+    for ax, image, part, title in ((axes[1], hu, mask, f"whole slice at {size} px"),
+                                   (axes[2], crop_to(hu, box), crop_mask, f"cut to the head, at {size} px")):
+        small = resize(image, size)
+        small_mask = None if part is None else resize(part.astype(np.float32), size) > 0.25
+        show_ct(ax, small, "brain", small_mask, title)
+    fig.tight_layout()
+    return fig
+
+
 def contrast_figure(contrast: pd.DataFrame) -> plt.Figure:
     """Blood-minus-brain contrast per subtype under each window (a table from describe.window_contrast)."""
     fig, ax = plt.subplots(figsize=(7, 3))

@@ -55,9 +55,25 @@ def score(heatmap: np.ndarray, mask: np.ndarray, tolerance: int = 1) -> dict:
             "heatmap AUC": heatmap_auc(heatmap, mask), "mask share": float(mask.mean())}
 
 
+SIZE_BANDS = (0, 4, 16, 64)  # bleed area at the network's input, px: below 4 a bleed is under 2 x 2 pixels
+
+
+def input_area(mask: np.ndarray, size: int) -> float:
+    """The area (px) a mask covers once its image is resized to ``size`` x ``size``."""
+    return float(mask.sum()) * (size / mask.shape[0]) * (size / mask.shape[1])
+
+
+def size_band(area: float, bands=SIZE_BANDS) -> str:
+    """The band of ``bands`` an input area falls in, as a label such as "4-16 px" or ">= 64 px"."""
+    k = int(np.searchsorted(bands, area, side="right")) - 1
+    return f">= {bands[-1]} px" if k == len(bands) - 1 else f"{bands[max(k, 0)]}-{bands[max(k, 0) + 1]} px"
+
+
 def score_slices(heatmaps: np.ndarray, ids, masks: dict, tolerance: int = 1) -> pd.DataFrame:
     """One row per (slice, subtype): the slice's heatmap scored against that subtype's mask, and one row
-    ``subtype="any"`` against the union of its masks. ``masks[id]`` is ``{subtype: bool array}``."""
+    ``subtype="any"`` against the union of its masks. ``masks[id]`` is ``{subtype: bool array}`` in the frame
+    the network saw (cut to the head's box where the input was). ``size band`` is the bleed's area at the
+    heatmap's size (:data:`SIZE_BANDS`)."""
     rows = []
     for heat, image_id in zip(heatmaps, ids):
         parts = masks.get(image_id, {})
@@ -65,9 +81,10 @@ def score_slices(heatmaps: np.ndarray, ids, masks: dict, tolerance: int = 1) -> 
             continue
         union = np.logical_or.reduce(list(parts.values()))
         for subtype, mask in [("any", union), *parts.items()]:
-            rows.append({"ID": image_id, "subtype": subtype, **score(heat, mask, tolerance)})
+            rows.append({"ID": image_id, "subtype": subtype, **score(heat, mask, tolerance),
+                         "size band": size_band(input_area(mask, heat.shape[0]))})
     return pd.DataFrame(rows, columns=["ID", "subtype", "pointing game", "energy inside", "heatmap AUC",
-                                       "mask share"])
+                                       "mask share", "size band"])
 
 
 def summarise(rows: pd.DataFrame, by=("model", "subtype")) -> pd.DataFrame:

@@ -94,22 +94,23 @@ def index(src: Source, workers: int | None = None, progress: bool = True) -> tup
 
 
 def cache(src: Source, mode: str = "three_window", size: int = 128, windows: tuple = PAPER_WINDOWS,
-          workers: int | None = None, progress: bool = True) -> Cache:
-    """The preprocessed arrays of a source (built once per mode, size and windows, then memory-mapped)."""
+          workers: int | None = None, progress: bool = True, crop: bool = False) -> Cache:
+    """The preprocessed arrays of a source (built once per mode, size, windows and crop, then memory-mapped)."""
     names = "-".join(w if isinstance(w, str) else f"{w[0]}_{w[1]}" for w in windows)
-    folder = data_root() / "cache" / src.key / f"{mode}_{size}px_{names}"
+    folder = data_root() / "cache" / src.key / f"{mode}_{size}px_{names}{'_crop' if crop else ''}"
     if (folder / "meta.json").exists():
         return load_cache(folder)
     table, _ = index(src, workers=workers, progress=progress)
     return build_cache(table, folder, mode=mode, size=size, windows=tuple(windows), labels=src.labels(),
-                       workers=workers, progress=progress)
+                       workers=workers, progress=progress, crop=crop)
 
 
 def run_cache(src: Source, spec, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
               progress: bool = False) -> Cache:
     """The cache a training run reads: its preprocessing at its size (the adjacent input uses the first window)."""
     wins = tuple(windows) if spec.preprocessing == "three_window" else tuple(windows)[:1]
-    return cache(src, spec.preprocessing, spec.image_size, wins, workers=workers, progress=progress)
+    return cache(src, spec.preprocessing, spec.image_size, wins, workers=workers, progress=progress,
+                 crop=spec.crop)
 
 
 def run_dir(src: Source, spec) -> Path:

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import ensemble
-from .metrics import bootstrap_ci, choose_thresholds, micro_roc, per_label_auc, scores, weighted_log_loss
+from .metrics import (bootstrap_ci, choose_thresholds, micro_roc, paired_bootstrap, per_label_auc, scores,
+                      weighted_log_loss)
 from .paper import PAPER_SCORES, PAPER_TABLES
 from .rsna import LABELS
 from .train import load_predictions
@@ -323,3 +324,64 @@ def auc_by_distance_to_bleed(y_any, p_any, study, position, gaps=(0, 1, 2)) -> p
         rows.append({"gap (slices)": gap, "negative slices kept": kept_neg,
                      "AUC any": auc})
     return pd.DataFrame(rows).set_index("gap (slices)")
+
+
+def small_bleed_share(masks: dict, boxes: dict, image_size: int, floor: float = 4) -> pd.DataFrame:
+    """How many positive slices' bleeds fall under ``floor`` px at the input, on the whole slice and cut to the
+    head's box: what the crop gives a small bleed for free.
+
+    Args:
+        masks: image ID -> {subtype: bool mask} at the stored resolution (``describe.masks_of`` without a cache).
+        boxes: image ID -> the head's box (``describe.head_boxes``).
+        image_size: the network's input size.
+    """
+    from .localisation import input_area
+
+    areas = {"whole slice": [], "cut to the head": []}
+    for image_id, parts in masks.items():
+        if not parts:
+            continue
+        union = np.logical_or.reduce(list(parts.values()))
+        top, bottom, left, right = boxes[image_id]
+        areas["whole slice"].append(input_area(union, image_size))
+        areas["cut to the head"].append(float(union.sum()) * image_size ** 2 / ((bottom - top) * (right - left)))
+    rows = {name: {"positive slices": len(a), f"share under {floor:g} px": float(np.mean(np.array(a) < floor))
+                   if a else np.nan, "median bleed (px at input)": float(np.median(a)) if a else np.nan}
+            for name, a in areas.items()}
+    return pd.DataFrame(rows).T
+
+
+def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, patients, label: str = "any",
+               n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """AUC of ``label`` for pairs of candidates on the same test slices, the difference's patient-bootstrap
+    interval (``metrics.paired_bootstrap``) and what it says: "better", "worse" or "cannot tell".
+
+    Args:
+        truth: (images, 6) test labels.
+        candidates: name -> (images, 6) test probabilities (a model's, or an ensemble's).
+        pairs: (A, B) names: each row reads "A is better / worse than B, or cannot tell".
+        patients: the patient of each test image.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    j = LABELS.index(label)
+
+    def auc(y, p):
+        return roc_auc_score(y, p) if 0 < y.sum() < len(y) else np.nan
+
+    rows = []
+    for a, b in pairs:
+        r = paired_bootstrap(truth[:, j], candidates[a][:, j], candidates[b][:, j], patients, auc, n, seed)
+        rows.append({"A": a, "B": b, f"AUC {label} A": r["a"], f"AUC {label} B": r["b"], "A - B": r["difference"],
+                     "95 % CI of A - B": f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": r["verdict"]})
+    return pd.DataFrame(rows)
+
+
+def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(optimised, baseline) run names of each backbone and input that has both (``train.train_runs`` rows)."""
+    pairs = []
+    for (arch, prep), group in runs.groupby(["arch", "preprocessing"], sort=False):
+        by_variant = dict(zip(group["variant"], group.index))
+        if {"baseline", "optimised"} <= set(by_variant):
+            pairs.append((by_variant["optimised"], by_variant["baseline"]))
+    return pairs

@@ -111,6 +111,7 @@ class RunSpec:
     positive_fraction: float = 0.0  # share of each training epoch drawn from `any`-positive images; 0: as they come
     lr_schedule: str = "constant"  # or "cosine": a 5% linear warm-up, then cosine decay to 0 at the last epoch
     epoch_images: int = 0  # images per training epoch (drawn afresh each epoch); 0: the whole training split
+    crop: bool = False  # each slice cut to its head's box before resizing (ichlib.preprocess.head_box)
 
     @property
     def name(self) -> str:

@@ -72,3 +72,45 @@ def test_bad_arguments_and_unfinished_cache(folder, tmp_path):
     (tmp_path / "half").mkdir()
     with pytest.raises(FileNotFoundError, match="half"):
         load_cache(tmp_path / "half")
+
+
+@pytest.fixture
+def heads(tmp_path):
+    """One series of three 128 px slices: a small head off-centre on the middle one, air only on the top one."""
+    rows, cols = np.mgrid[:128, :128]
+    stored = []
+    for k, (centre, radius) in enumerate((((64, 64), 50), ((40, 80), 25), (None, 0))):
+        hu = np.full((128, 128), -1000.0)
+        if centre is not None:
+            hu[(rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 < radius ** 2] = 40.0
+        stored.append((hu + 1024).astype(np.uint16))
+        write_dicom(tmp_path / f"ID_head{k}.dcm", stored[-1], image_id=f"ID_head{k}", z=5.0 * k)
+    return tmp_path
+
+
+def test_crop_cuts_each_slice_to_its_head_and_keeps_the_box(heads, tmp_path):
+    from ichlib.preprocess import crop_to, head_box
+
+    index, _ = index_dicoms(heads, workers=1, progress=False)
+    plain = build_cache(index, tmp_path / "plain", size=32, workers=1, progress=False)
+    cut = build_cache(index, tmp_path / "cut", size=32, workers=1, progress=False, crop=True)
+    assert plain.boxes is None and cut.meta["crop"] and cut.boxes.shape == (3, 4)
+    middle = read_hu(index.at["ID_head1", "path"])
+    box = head_box(middle)
+    assert tuple(cut.boxes[cut.row("ID_head1")]) == box and box[1] - box[0] < 64  # the small head's own box
+    np.testing.assert_array_equal(cut.image("ID_head1"), three_window(resize(crop_to(middle, box), 32), dtype=np.uint8))
+    assert (cut.image("ID_head1")[..., 0] > 0).mean() > 2 * (plain.image("ID_head1")[..., 0] > 0).mean()
+    assert tuple(cut.boxes[cut.row("ID_head2")]) == (0, 128, 0, 128)  # air only: taken whole, not refused
+    assert load_cache(tmp_path / "cut").boxes.tolist() == cut.boxes.tolist()
+
+
+def test_crop_cuts_the_neighbours_with_the_middle_slices_box(heads, tmp_path):
+    from ichlib.preprocess import crop_to
+
+    index, _ = index_dicoms(heads, workers=1, progress=False)
+    cut = build_cache(index, tmp_path / "adj", mode="adjacent", size=32, windows=("brain",), workers=1,
+                      progress=False, crop=True)
+    hu = [read_hu(index.at[f"ID_head{k}", "path"]) for k in range(3)]
+    box = tuple(int(v) for v in cut.boxes[cut.row("ID_head1")])
+    views = [resize(crop_to(h, box), 32) for h in hu]
+    np.testing.assert_array_equal(cut.image("ID_head1"), adjacent_stack(*views, dtype=np.uint8))

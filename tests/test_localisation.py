@@ -57,3 +57,13 @@ def test_summary_per_model_and_subtype():
     assert table.loc[("a", "subdural"), "slices"] == 2 and table.loc[("a", "subdural"), "pointing game"] == 0.5
     assert table.loc[("a", "subdural"), "energy inside"] == pytest.approx(0.3)
     assert table.loc[("b", "subdural"), "pointing game"] == 1.0
+
+
+def test_bleed_sizes_at_the_input_fall_in_their_bands():
+    from ichlib.localisation import input_area, size_band
+
+    mask = np.zeros((512, 512), bool)
+    mask[:16, :16] = True  # 256 px at 512 -> 4 px at 64
+    assert input_area(mask, 64) == pytest.approx(4.0)
+    assert [size_band(a) for a in (0.5, 3.9, 4.0, 15.0, 64.0, 900)] == \
+        ["0-4 px", "0-4 px", "4-16 px", "4-16 px", ">= 64 px", ">= 64 px"]

@@ -36,7 +36,7 @@ def test_notebook_conventions(path):
 
 TRAINING = ("data_dir", "studies", "seed", "matrix", "image_size", "workers", "archs", "preprocessings", "variants",
             "epochs", "batch_size", "learning_rate", "patience", "any_weight", "mixed_precision", "bn_momentum",
-            "positive_fraction", "lr_schedule", "epoch_images")
+            "positive_fraction", "lr_schedule", "epoch_images", "crop")
 
 
 def test_chapters_that_read_the_trained_runs_declare_the_same_training_parameters():

@@ -165,3 +165,32 @@ def test_validated_headline_chooses_thresholds_on_validation_at_each_level():
     np.testing.assert_allclose(again["thresholds"], slices["thresholds"])
     with pytest.raises(ValueError, match="'series'"):
         tables.validated_headline(val, test, val.probs[0], test.probs[0], index, "series")
+
+
+def test_small_bleed_share_counts_bleeds_under_the_floor_with_and_without_the_crop():
+    big, small = np.zeros((512, 512), bool), np.zeros((512, 512), bool)
+    big[100:200, 100:200] = True          # 10,000 px at 512: 156 px at 64
+    small[300:310, 300:315] = True        # 150 px at 512: 2.3 px at 64; 9.4 px in a 256 px head box
+    masks = {"a": {"subdural": big}, "b": {"subarachnoid": small}, "c": {}}
+    boxes = {"a": (0, 512, 0, 512), "b": (128, 384, 128, 384)}
+    table = tables.small_bleed_share(masks, boxes, 64)
+    assert table.at["whole slice", "positive slices"] == 2
+    assert table.at["whole slice", "share under 4 px"] == 0.5
+    assert table.at["cut to the head", "share under 4 px"] == 0.0
+    assert table.at["cut to the head", "median bleed (px at input)"] == pytest.approx((156.25 + 9.375) / 2)
+
+
+def test_paired_auc_reads_each_pair_and_variant_pairs_match_the_runs():
+    rng = np.random.default_rng(0)
+    truth = np.zeros((400, 6))
+    truth[:, 0] = rng.integers(0, 2, 400)
+    good = np.tile(truth[:, :1] * 0.5 + rng.uniform(0, 0.6, (400, 1)), 6)
+    noise = rng.uniform(0, 1, (400, 6))
+    patients = np.repeat(np.arange(80), 5)
+    table = tables.paired_auc(truth, {"good": good, "noise": noise}, [("good", "noise"), ("noise", "good")],
+                              patients, n=200)
+    assert table["A is"].tolist() == ["better", "worse"]
+    assert table.at[0, "A - B"] == pytest.approx(-table.at[1, "A - B"])
+    runs = pd.DataFrame({"arch": ["r", "r", "d"], "preprocessing": ["t", "t", "t"],
+                         "variant": ["baseline", "optimised", "baseline"]}, index=["r-b", "r-o", "d-b"])
+    assert tables.variant_pairs(runs) == [("r-o", "r-b")]

@@ -142,7 +142,7 @@ def render(head: Head, frame: Frame, pushes: tuple[Push, ...] = ()) -> Tissue:
     hu, bone = _shell(head, frame)
     brain = frame.depth >= 0
     inner = np.flatnonzero(brain)  # the brain's structures are drawn on its own pixels only
-    inside = Frame(*(getattr(frame, name).ravel()[inner] for name in Frame.__dataclass_fields__))
+    inside = frame.subset(inner)
     inner_hu, csf_space, ventricles, dense = _brain(head, inside, pushes)
     hu.ravel()[inner] = inner_hu
     masks = []

@@ -90,6 +90,14 @@ class _Scene:
     tilt: np.float32
     offsets: np.ndarray  # sub-slice positions within a slice (mm)
 
+    @property
+    def y_tilt_range(self) -> tuple[np.float32, np.float32]:
+        """Least and greatest z offset the gantry tilt gives a pixel of the grid (float32, as drawn)."""
+        if getattr(self, "_y_tilt", None) is None:
+            shift = self.y * self.tilt
+            self._y_tilt = (shift.min(), shift.max())
+        return self._y_tilt
+
 
 def _image_slice(scene: _Scene, zc: float, blur_px: float) -> tuple[np.ndarray, np.ndarray]:
     """One 5 mm slice at ``zc``: its HU after partial volume and blur (no noise), and each subtype's occupancy
@@ -99,11 +107,13 @@ def _image_slice(scene: _Scene, zc: float, blur_px: float) -> tuple[np.ndarray, 
     inside = head_pixels(head, x, y, F32(zc) + y * scene.tilt, margin=5.0 + THICKNESS / 2)  # the whole slab
     xs, ys, phis = x.flat[inside], y.flat[inside], scene.phi.flat[inside]
     y_tilt = ys * scene.tilt
+    tilt_lo, tilt_hi = scene.y_tilt_range  # the whole grid's: each sub-slice keeps its full z extent
     pushes = tuple(lesion.push for lesion in scene.lesions if lesion.push is not None)
     acc = np.zeros(len(inside), np.float32)
     occupancy = np.zeros((len(SUBTYPES), len(inside)), np.float32)
     for dz in scene.offsets:
         frame = Frame.build(xs, ys, F32(zc + dz) + y_tilt, head.axes, phi=phis)
+        frame.with_z_range((float(F32(zc + dz) + tilt_lo), float(F32(zc + dz) + tilt_hi)))
         tissue = render(head, frame, pushes)
         for lesion in scene.lesions:
             occ = lesion.paint(head, frame, tissue)

@@ -49,9 +49,22 @@ class Frame:
         return cls(x, y, z, rho, radius.astype(F32), depth.astype(F32), phi.astype(F32), psi.astype(F32))
 
     def z_range(self) -> tuple[float, float]:
-        if not hasattr(self, "_z_range"):  # asked for by every shape of every sub-slice: computed once
+        """The z extent of the whole (sub-)slice this frame belongs to, which shapes test to skip themselves.
+
+        A frame holding only some of a slice's pixels is given its slice's extent (``with_z_range``): a shape
+        is skipped by where the slice lies, never by which pixels were kept, so both draw the same."""
+        if getattr(self, "_z_range", None) is None:  # asked for by every shape of every sub-slice: computed once
             self._z_range = (float(self.z.min()), float(self.z.max())) if self.z.size else (0.0, 0.0)
         return self._z_range
+
+    def with_z_range(self, z_range: tuple[float, float]) -> "Frame":
+        self._z_range = z_range
+        return self
+
+    def subset(self, pixels: np.ndarray) -> "Frame":
+        """The frame of some of its pixels (flat indices), keeping the slice's z extent."""
+        part = Frame(*(getattr(self, name).ravel()[pixels] for name in Frame.__dataclass_fields__))
+        return part.with_z_range(self.z_range())
 
 
 def ellipsoid(x, y, z, centre, axes) -> np.ndarray:
