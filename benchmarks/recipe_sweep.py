@@ -3,6 +3,8 @@
     python benchmarks/recipe_sweep.py --studies 40 --archs resnet50 --budgets 3000     # one CPU-sized probe
     python benchmarks/recipe_sweep.py --studies 120 --archs densenet121 --recipes cpu \
         --sizes 64,128 --seeds 0,1 --budgets 1800,3600 --every 1800 --predictions preds   # size, length, seed
+    python benchmarks/recipe_sweep.py --studies 670 --matrix 256 --archs densenet121 --recipes cpu \
+        --sizes 64,80 --crops 0,1 --budgets 1800 --every 1800      # the head crop and the input size
     KERAS_BACKEND=jax python benchmarks/recipe_sweep.py --studies 120 --parallel 1     # on a GPU, one at a time
 
 The `cpu` profile can afford about 1,800 training images per model (60-100 s at 64 px on 2 cores). This script
@@ -56,7 +58,7 @@ def profile_recipe(name: str) -> dict:
 RECIPES["cpu"] = profile_recipe("cpu")
 
 
-def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, workers: int) -> dict:
+def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, workers: int, crop: bool = False) -> dict:
     from ichlib.cache import build_cache
     from ichlib.phantom import make_cohort
     from ichlib.rsna import index_dicoms, read_labels
@@ -66,10 +68,12 @@ def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, worker
         make_cohort(f"{folder}/cohort", studies, seed=seed, matrix=matrix, workers=workers, progress=False)
     index, _ = index_dicoms(f"{folder}/cohort/stage_2_train", workers=workers, progress=False)
     labels = read_labels(f"{folder}/cohort/stage_2_train.csv")
-    cache = build_cache(index, f"{folder}/cache{size}", size=size, labels=labels, workers=workers, progress=False)
+    tag = f"{size}{'_crop' if crop else ''}"
+    cache = build_cache(index, f"{folder}/cache{tag}", size=size, labels=labels, workers=workers, progress=False,
+                        crop=crop)
     split = split_by_patient(index, seed, labels).reindex(cache.ids).to_numpy()
-    np.savez(f"{folder}/data{size}.npz", images=np.asarray(cache.images), labels=cache.labels, split=split)
-    return {"studies": studies, "size": size, "images": int(len(split)),
+    np.savez(f"{folder}/data{tag}.npz", images=np.asarray(cache.images), labels=cache.labels, split=split)
+    return {"studies": studies, "size": size, "crop": crop, "images": int(len(split)),
             **{f"{name} patients": int(index.loc[np.asarray(cache.ids)[split == name], "patient"].nunique())
                for name in ("train", "val", "test")}}
 
@@ -102,7 +106,7 @@ def one_run(job: dict) -> list[dict]:
 
     class Probe(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            row = {k: job[k] for k in ("arch", "recipe", "studies", "size", "seed", "budget")}
+            row = {k: job[k] for k in ("arch", "recipe", "studies", "size", "crop", "batch", "seed", "budget")}
             row.update(images_seen=(epoch + 1) * steps * job["batch"], seconds=round(time.perf_counter() - start, 1))
             probs = {}
             for name in ("val", "test"):
@@ -111,7 +115,7 @@ def one_run(job: dict) -> list[dict]:
             print(json.dumps(row), flush=True)
             results.append(row)
             if epoch + 1 == epochs and job.get("predictions"):
-                name = "{arch}_{recipe}_{size}px_seed{seed}_{budget}".format(**job)
+                name = "{arch}_{recipe}_{size}px_crop{crop:d}_batch{batch}_seed{seed}_{budget}".format(**job)
                 np.savez(f"{job['predictions']}/{name}.npz", **probs, val_truth=labels[rows["val"]],
                          test_truth=labels[rows["test"]])
 
@@ -128,7 +132,8 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--budgets", default="8000", help="training images per run, comma-separated")
     parser.add_argument("--every", type=int, default=800, help="evaluate every this many images")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batches", default="16", help="batch sizes, comma-separated")
+    parser.add_argument("--crops", default="0", help="1: cut slices to the head's box first; e.g. 0,1 for both")
     parser.add_argument("--seed", type=int, default=0, help="the cohort's seed")
     parser.add_argument("--seeds", default="", help="training seeds, comma-separated (default: --seed)")
     parser.add_argument("--predictions", default="", help="folder for each run's final probabilities")
@@ -144,13 +149,16 @@ def main() -> None:
         seeds = [int(s) for s in (args.seeds or str(args.seed)).split(",")]
         for studies in map(int, args.studies.split(",")):
             for size in map(int, args.sizes.split(",")):
-                folder = f"{tmp}/studies{studies}"
-                print(json.dumps(prepare(folder, studies, args.matrix, size, args.seed, args.workers)), flush=True)
-                jobs += [dict(data=f"{folder}/data{size}.npz", studies=studies, size=size, arch=arch, recipe=recipe,
-                              seed=seed, batch=args.batch, budget=budget, every=args.every,
-                              predictions=args.predictions)
-                         for arch in args.archs.split(",") for recipe in args.recipes.split(",")
-                         for seed in seeds for budget in map(int, args.budgets.split(","))]
+                for crop in (bool(int(c)) for c in args.crops.split(",")):
+                    folder = f"{tmp}/studies{studies}"
+                    facts = prepare(folder, studies, args.matrix, size, args.seed, args.workers, crop)
+                    print(json.dumps(facts), flush=True)
+                    jobs += [dict(data=f"{folder}/data{size}{'_crop' if crop else ''}.npz", studies=studies,
+                                  size=size, crop=crop, arch=arch, recipe=recipe, seed=seed, batch=batch,
+                                  budget=budget, every=args.every, predictions=args.predictions)
+                             for arch in args.archs.split(",") for recipe in args.recipes.split(",")
+                             for seed in seeds for budget in map(int, args.budgets.split(","))
+                             for batch in map(int, args.batches.split(","))]
         if args.parallel > 1:
             with multiprocessing.get_context("spawn").Pool(args.parallel, maxtasksperchild=1) as pool:
                 results = pool.map(one_run, jobs, chunksize=1)

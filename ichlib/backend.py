@@ -1,23 +1,35 @@
 """Which Keras backend runs the models, chosen before Keras is first imported.
 
-``KERAS_BACKEND`` set by the user always wins. Otherwise ichlib picks PyTorch where it is installed and
-TensorFlow where it is not: on a 2-core CPU the same Keras 3 code trained 2-3x faster under torch, and it has
-no graph to build before the first step (``benchmarks/bench_training.py`` measures both; README, *Speed*).
+``KERAS_BACKEND`` set by the user always wins. Otherwise, on a CPU machine ichlib picks PyTorch where it is
+installed (no graph to build before the first step, and the same speed on every 2-core machine tried, where
+TensorFlow's varied 2.4x), else TensorFlow; on a machine with an NVIDIA GPU it picks JAX where installed
+(compiled steps 6-8x faster than Keras' eager torch path there). ``benchmarks/bench_training.py`` and
+``benchmarks/gpu_check.py`` measure them; the figures are in the README's *Speed* section.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 
 BACKENDS = ("torch", "tensorflow", "jax")
-DEFAULT_ORDER = ("torch", "tensorflow")  # the first one installed is the default
+# The first one installed is the default. On CPU torch has no graph to build and ran the same on every machine
+# tried; on a GPU, Keras' torch path runs eagerly and JAX's compiled steps were 6-8x faster (README, *Speed*).
+CPU_ORDER = ("torch", "tensorflow", "jax")
+GPU_ORDER = ("jax", "tensorflow", "torch")
+
+
+def has_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU (its driver's files), found without importing any framework."""
+    return os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi") is not None
 
 
 def default_backend() -> str:
-    """The backend ichlib uses when ``KERAS_BACKEND`` is not set: the first of DEFAULT_ORDER that is installed."""
-    for name in DEFAULT_ORDER:
+    """The backend ichlib uses when ``KERAS_BACKEND`` is not set: the first installed of GPU_ORDER on a machine
+    with an NVIDIA GPU, of CPU_ORDER elsewhere."""
+    for name in GPU_ORDER if has_gpu() else CPU_ORDER:
         if importlib.util.find_spec(name) is not None:
             return name
     return "tensorflow"

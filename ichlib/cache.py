@@ -79,15 +79,19 @@ def series_images(paths: list[str], mode: str, size: int, windows: tuple, crop: 
     done = []
     for pos, i in enumerate(readable):
         box = head_or_whole(slices[i]) if crop else None
-        view = (lambda hu: resize(crop_to(hu, box), size)) if crop else (lambda hu: hu)  # noqa: E731
         if mode == "three_window":
-            image = three_window(view(slices[i]), windows, np.uint8)
+            image = three_window(_cut(slices[i], box, size), windows, np.uint8)
         else:  # neighbours among the readable slices; an unreadable one is skipped over, as at a series end
-            prev = view(slices[readable[pos - 1]]) if pos > 0 else None
-            nxt = view(slices[readable[pos + 1]]) if pos + 1 < len(readable) else None
-            image = adjacent_stack(prev, view(slices[i]), nxt, windows[0], np.uint8)
+            prev = _cut(slices[readable[pos - 1]], box, size) if pos > 0 else None
+            nxt = _cut(slices[readable[pos + 1]], box, size) if pos + 1 < len(readable) else None
+            image = adjacent_stack(prev, _cut(slices[i], box, size), nxt, windows[0], np.uint8)
         done.append((i, image, box))
     return done, failures
+
+
+def _cut(hu: np.ndarray, box: tuple[int, int, int, int] | None, size: int) -> np.ndarray:
+    """A full-size slice cut to ``box`` and resized; without a box, the slice as it is (already shrunk)."""
+    return hu if box is None else resize(crop_to(hu, box), size)
 
 
 def head_or_whole(hu: np.ndarray) -> tuple[int, int, int, int]:

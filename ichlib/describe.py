@@ -181,3 +181,19 @@ def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
         images = np.stack([data.image(i) for i in ids])
         out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(models[spec.name], images, label))
     return out
+
+
+def layer_heatmaps(src: Source, spec, model, image_id: str, label: int | str = "any", mask: np.ndarray | None = None,
+                   workers: int | None = None) -> list[dict]:
+    """Grad-CAM of one slice from the default layer (a map of 8 x 8 cells or more) and from the last block, as
+    panels for ``figures.gradcam_grid`` (``image``, ``heatmap``, ``mask``, ``title`` with the map's cells)."""
+    from .gradcam import default_layer, gradcam, last_conv_layer
+
+    image = run_cache(src, spec, workers=workers).image(image_id)
+    panels = []
+    for layer in (default_layer(model), last_conv_layer(model)):
+        rows, cols = model.get_layer(layer).output.shape[1:3]
+        panels.append({"image": image[..., BRAIN_CHANNEL[spec.preprocessing]], "mask": mask,
+                       "heatmap": gradcam(model, image[None], label, layer=layer)[0],
+                       "title": f"{layer}: {rows} x {cols} cells"})
+    return panels

@@ -175,12 +175,15 @@ def paired_bootstrap(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray,
 
     Returns:
         ``{"a", "b", "difference", "low", "high", "verdict"}``: the verdict is "better" (a over b) where the
-        whole interval lies above zero, "worse" where below, else "cannot tell".
+        whole interval lies above zero, "worse" where below, "undefined" where the metric is, else "cannot tell".
     """
     y_true, prob_a, prob_b = (np.asarray(v) for v in (y_true, prob_a, prob_b))
     a, b = float(metric(y_true, prob_a)), float(metric(y_true, prob_b))
     draws = np.array([metric(y_true[pick], prob_a[pick]) - metric(y_true[pick], prob_b[pick])
                       for pick in patient_draws(patients, n, seed)], float)
     low, high = _percentiles(draws, level)
-    verdict = "better" if low > 0 else "worse" if high < 0 else "cannot tell"
+    if np.isnan(low) or np.isnan(high):  # the metric is undefined here (e.g. no positive test slice)
+        verdict = "undefined"
+    else:
+        verdict = "better" if low > 0 else "worse" if high < 0 else "cannot tell"
     return {"a": a, "b": b, "difference": a - b, "low": low, "high": high, "verdict": verdict}

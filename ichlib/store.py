@@ -36,6 +36,16 @@ def data_root() -> Path:
     return here / "data" if (here / "pyproject.toml").exists() else Path.cwd() / "data"
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as the book prints it: ``data/...`` under the data folder, else the folder's own name, never this
+    machine's absolute path (a book built on one machine is read on others)."""
+    path = Path(path).resolve()
+    try:
+        return str(Path("data") / path.relative_to(data_root().resolve()))
+    except ValueError:
+        return path.name
+
+
 @dataclass(frozen=True)
 class Source:
     """One data set in the RSNA layout."""

@@ -373,7 +373,8 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
     for a, b in pairs:
         r = paired_bootstrap(truth[:, j], candidates[a][:, j], candidates[b][:, j], patients, auc, n, seed)
         rows.append({"A": a, "B": b, f"AUC {label} A": r["a"], f"AUC {label} B": r["b"], "A - B": r["difference"],
-                     "95 % CI of A - B": f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": r["verdict"]})
+                     "95 % CI of A - B": "undefined" if r["verdict"] == "undefined"
+                     else f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": r["verdict"]})
     return pd.DataFrame(rows)
 
 
@@ -385,3 +386,23 @@ def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
         if {"baseline", "optimised"} <= set(by_variant):
             pairs.append((by_variant["optimised"], by_variant["baseline"]))
     return pairs
+
+
+def auc_intervals(runs: pd.DataFrame, index: pd.DataFrame, label: str = "any", split: str = "test",
+                  n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Each run's ``label`` AUC on ``split`` with its patient-bootstrap 95 % interval (``train.train_runs`` rows;
+    ``index`` gives each image's patient)."""
+    from sklearn.metrics import roc_auc_score
+
+    j = LABELS.index(label)
+
+    def auc(y, p):
+        return roc_auc_score(y, p) if 0 < y.sum() < len(y) else np.nan
+
+    rows = {}
+    for name, folder in runs["folder"].items():
+        ids, truth, probs = load_predictions(folder, split)
+        low, high = bootstrap_ci(truth[:, j], probs[:, j], index.loc[ids, "patient"].to_numpy(), auc, n, seed)
+        rows[name] = {f"{split} AUC {label}": auc(truth[:, j], probs[:, j]), "95 % CI low": low, "95 % CI high": high,
+                      "patients": index.loc[ids, "patient"].nunique()}
+    return pd.DataFrame(rows).T

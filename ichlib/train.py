@@ -223,6 +223,10 @@ def accelerators() -> list:
         import jax
 
         return [d for d in jax.devices() if d.platform == "gpu"]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return []
 
 
@@ -231,14 +235,14 @@ def distribution_scope(devices: list[str] | None = None):
     """Build and compile a model inside this so that training uses every device, by the backend's own means.
 
     TensorFlow: a ``tf.distribute.MirroredStrategy`` scope over ``devices`` (default: every GPU) when there are
-    two or more; JAX: ``keras.distribution.DataParallel`` over them, set for the duration; one device or none:
-    no change. Keras' ``fit`` then splits each batch across the replicas, so the batch size is the global one.
+    two or more; JAX: ``keras.distribution.DataParallel`` over them, set for the duration; one device or none,
+    or torch (Keras has no data-parallel distribution for it): no change. Keras' ``fit`` then splits each batch across the replicas, so the batch size is the global one.
     """
     import keras
 
     if devices is None:
         devices = [getattr(d, "name", str(d)).replace("/physical_device:", "/") for d in accelerators()]
-    if len(devices) < 2:
+    if len(devices) < 2 or keras.backend.backend() == "torch":  # Keras offers torch no data parallelism: one GPU
         yield None
     elif keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -363,6 +367,7 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
             for j, label in enumerate(LABELS):
                 frame[f"prob_{label}"] = probs[:, j]
             frame.to_csv(out / f"predictions_{name}.csv", index=False)
+        _keep_weights_only(spec, model, best)
     history = pd.read_csv(out / "history.csv")
     summary = dict(
         name=spec.name, spec=asdict(spec), parameters=int(model.count_params()), epochs_run=int(len(history)),
@@ -378,6 +383,19 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, out / "done.json")
     return summary
+
+
+def _keep_weights_only(spec: RunSpec, model, path: Path) -> None:
+    """Rewrite the checkpoint without the optimizer's state: Adam keeps two numbers per weight, which tripled the
+    file, and nothing reads them once the run is finished."""
+    from .models import build_model
+
+    plain = build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
+                        bn_momentum=spec.bn_momentum)
+    plain.set_weights(model.get_weights())
+    tmp = path.with_name("slim." + path.name)
+    plain.save_weights(str(tmp))
+    os.replace(tmp, path)
 
 
 def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> tuple[pd.Index, np.ndarray, np.ndarray]:

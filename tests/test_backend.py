@@ -18,9 +18,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_default_is_the_first_installed_of_the_preferred_order(monkeypatch):
     installed = {"tensorflow"}
     monkeypatch.setattr(backend.importlib.util, "find_spec", lambda name: object() if name in installed else None)
+    monkeypatch.setattr(backend, "has_gpu", lambda: False)
     assert backend.default_backend() == "tensorflow"
-    installed.add("torch")
-    assert backend.default_backend() == "torch"
+    installed |= {"torch", "jax"}
+    assert backend.default_backend() == "torch"  # on CPU
+    monkeypatch.setattr(backend, "has_gpu", lambda: True)
+    assert backend.default_backend() == "jax"  # on a GPU machine
+    installed.remove("jax")
+    assert backend.default_backend() == "tensorflow"
 
 
 def test_this_process_runs_the_default_unless_the_user_chose():

@@ -44,3 +44,11 @@ def test_real_data_dir_must_hold_the_rsna_layout(tmp_path, data):
     (tmp_path / "rsna" / "stage_2_train.csv").write_text("ID,Label\n")
     src = store.source(str(tmp_path / "rsna"))
     assert not src.phantom and src.key.startswith("rsna-")
+
+
+def test_paths_are_shown_relative_to_the_data_folder(tmp_path, monkeypatch):
+    from ichlib.store import shown_path
+
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
+    assert shown_path(tmp_path / "data" / "phantom" / "x") == "data/phantom/x"
+    assert shown_path(tmp_path / "elsewhere" / "rsna") == "rsna"

@@ -194,3 +194,23 @@ def test_paired_auc_reads_each_pair_and_variant_pairs_match_the_runs():
     runs = pd.DataFrame({"arch": ["r", "r", "d"], "preprocessing": ["t", "t", "t"],
                          "variant": ["baseline", "optimised", "baseline"]}, index=["r-b", "r-o", "d-b"])
     assert tables.variant_pairs(runs) == [("r-o", "r-b")]
+
+
+def test_auc_intervals_bracket_each_runs_auc(tmp_path):
+    rng = np.random.default_rng(1)
+    ids = [f"ID_{i:09x}" for i in range(300)]
+    truth = np.zeros((300, 6), int)
+    truth[:, 0] = rng.integers(0, 2, 300)
+    probs = np.clip(truth * 0.4 + rng.uniform(0, 0.6, (300, 6)), 0, 1)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    frame = pd.DataFrame({"ID": ids})
+    for j, label in enumerate(["any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"]):
+        frame[f"true_{label}"] = truth[:, j]
+    for j, label in enumerate(["any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"]):
+        frame[f"prob_{label}"] = probs[:, j]
+    frame.to_csv(folder / "predictions_test.csv", index=False)
+    index = pd.DataFrame({"patient": [f"p{i // 5}" for i in range(300)]}, index=pd.Index(ids, name="ID"))
+    table = tables.auc_intervals(pd.DataFrame({"folder": [str(folder)]}, index=["m"]), index, n=200)
+    row = table.loc["m"]
+    assert row["95 % CI low"] < row["test AUC any"] < row["95 % CI high"] and row["patients"] == 60
