@@ -72,8 +72,8 @@ def size_band(area: float, bands=SIZE_BANDS) -> str:
 def score_slices(heatmaps: np.ndarray, ids, masks: dict, tolerance: int = 1) -> pd.DataFrame:
     """One row per (slice, subtype): the slice's heatmap scored against that subtype's mask, and one row
     ``subtype="any"`` against the union of its masks. ``masks[id]`` is ``{subtype: bool array}`` in the frame
-    the network saw (cut to the head's box where the input was). ``size band`` is the bleed's area at the
-    heatmap's size (:data:`SIZE_BANDS`)."""
+    the network saw (cut to the head's box where the input was), with the bleed's area at the heatmap's size and
+    its band (:data:`SIZE_BANDS`)."""
     rows = []
     for heat, image_id in zip(heatmaps, ids):
         parts = masks.get(image_id, {})
@@ -81,10 +81,11 @@ def score_slices(heatmaps: np.ndarray, ids, masks: dict, tolerance: int = 1) -> 
             continue
         union = np.logical_or.reduce(list(parts.values()))
         for subtype, mask in [("any", union), *parts.items()]:
+            area = input_area(mask, heat.shape[0])
             rows.append({"ID": image_id, "subtype": subtype, **score(heat, mask, tolerance),
-                         "size band": size_band(input_area(mask, heat.shape[0]))})
+                         "area (px at input)": area, "size band": size_band(area)})
     return pd.DataFrame(rows, columns=["ID", "subtype", "pointing game", "energy inside", "heatmap AUC",
-                                       "mask share", "size band"])
+                                       "mask share", "area (px at input)", "size band"])
 
 
 def summarise(rows: pd.DataFrame, by=("model", "subtype")) -> pd.DataFrame:

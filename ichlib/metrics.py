@@ -23,12 +23,14 @@ from .rsna import LABELS
 RSNA_WEIGHTS = np.array([2.0, 1, 1, 1, 1, 1])
 
 
+def auc_or_nan(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """ROC AUC of one label; NaN where only one class is present (the AUC is undefined there)."""
+    return float(roc_auc_score(y_true, y_prob)) if len(np.unique(y_true)) == 2 else np.nan
+
+
 def per_label_auc(y_true: np.ndarray, y_prob: np.ndarray) -> pd.Series:
     """ROC AUC of each label; NaN where a split holds only one class of that label."""
-    values = {}
-    for j, label in enumerate(LABELS):
-        values[label] = roc_auc_score(y_true[:, j], y_prob[:, j]) if len(np.unique(y_true[:, j])) == 2 else np.nan
-    return pd.Series(values, name="AUC")
+    return pd.Series({label: auc_or_nan(y_true[:, j], y_prob[:, j]) for j, label in enumerate(LABELS)}, name="AUC")
 
 
 def weighted_log_loss(y_true: np.ndarray, y_prob: np.ndarray, weights=RSNA_WEIGHTS, eps: float = 1e-7) -> float:

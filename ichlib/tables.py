@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import ensemble
-from .metrics import (bootstrap_ci, choose_thresholds, micro_roc, paired_bootstrap, per_label_auc, scores,
-                      weighted_log_loss)
+from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, micro_roc, paired_bootstrap, per_label_auc,
+                      scores, weighted_log_loss)
 from .paper import PAPER_SCORES, PAPER_TABLES
 from .rsna import LABELS
 from .train import load_predictions
@@ -362,20 +362,27 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
         pairs: (A, B) names: each row reads "A is better / worse than B, or cannot tell".
         patients: the patient of each test image.
     """
-    from sklearn.metrics import roc_auc_score
-
     j = LABELS.index(label)
-
-    def auc(y, p):
-        return roc_auc_score(y, p) if 0 < y.sum() < len(y) else np.nan
-
     rows = []
     for a, b in pairs:
-        r = paired_bootstrap(truth[:, j], candidates[a][:, j], candidates[b][:, j], patients, auc, n, seed)
+        r = paired_bootstrap(truth[:, j], candidates[a][:, j], candidates[b][:, j], patients, auc_or_nan, n,
+                             seed)
         rows.append({"A": a, "B": b, f"AUC {label} A": r["a"], f"AUC {label} B": r["b"], "A - B": r["difference"],
                      "95 % CI of A - B": "undefined" if r["verdict"] == "undefined"
                      else f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": r["verdict"]})
     return pd.DataFrame(rows)
+
+
+def comparison_pairs(runs: pd.DataFrame, test: Predictions, ensemble_probs: np.ndarray,
+                     single: str) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """What the results chapter compares, as ``paired_auc`` takes it: candidates (every run's test probabilities
+    and the best ensemble's) and pairs: the best ensemble against the best single model ``single``, the two best
+    runs by validation `any` AUC, and each optimised run against its baseline."""
+    candidates = {name: test.probs[test.names.index(name)] for name in runs.index}
+    candidates["best ensemble"] = np.asarray(ensemble_probs)
+    ranked = list(runs["val AUC any"].dropna().sort_values(ascending=False).index)
+    pairs = [("best ensemble", single)] + [tuple(ranked[:2])] * (len(ranked) > 1) + variant_pairs(runs)
+    return candidates, pairs
 
 
 def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
@@ -392,17 +399,11 @@ def auc_intervals(runs: pd.DataFrame, index: pd.DataFrame, label: str = "any", s
                   n: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Each run's ``label`` AUC on ``split`` with its patient-bootstrap 95 % interval (``train.train_runs`` rows;
     ``index`` gives each image's patient)."""
-    from sklearn.metrics import roc_auc_score
-
     j = LABELS.index(label)
-
-    def auc(y, p):
-        return roc_auc_score(y, p) if 0 < y.sum() < len(y) else np.nan
-
     rows = {}
     for name, folder in runs["folder"].items():
         ids, truth, probs = load_predictions(folder, split)
-        low, high = bootstrap_ci(truth[:, j], probs[:, j], index.loc[ids, "patient"].to_numpy(), auc, n, seed)
-        rows[name] = {f"{split} AUC {label}": auc(truth[:, j], probs[:, j]), "95 % CI low": low, "95 % CI high": high,
+        low, high = bootstrap_ci(truth[:, j], probs[:, j], index.loc[ids, "patient"].to_numpy(), auc_or_nan, n, seed)
+        rows[name] = {f"{split} AUC {label}": auc_or_nan(truth[:, j], probs[:, j]), "95 % CI low": low, "95 % CI high": high,
                       "patients": index.loc[ids, "patient"].nunique()}
     return pd.DataFrame(rows).T

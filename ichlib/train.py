@@ -236,7 +236,8 @@ def distribution_scope(devices: list[str] | None = None):
 
     TensorFlow: a ``tf.distribute.MirroredStrategy`` scope over ``devices`` (default: every GPU) when there are
     two or more; JAX: ``keras.distribution.DataParallel`` over them, set for the duration; one device or none,
-    or torch (Keras has no data-parallel distribution for it): no change. Keras' ``fit`` then splits each batch across the replicas, so the batch size is the global one.
+    or torch (Keras has no data-parallel distribution for it): no change. Keras' ``fit`` then splits each batch
+    across the replicas, so the batch size is the global one.
     """
     import keras
 
@@ -307,7 +308,6 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
     import keras
 
     from .losses import RSNALogLoss, WeightedBCE
-    from .models import build_model
 
     spec.check()
     out = Path(out_dir)
@@ -333,8 +333,7 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
                              workers=2, use_multiprocessing=False, max_queue_size=8) for name, r in rows.items()}
 
     with distribution_scope():
-        model = build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
-                            bn_momentum=spec.bn_momentum)
+        model = model_for(spec)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(spec, spec.epochs * len(batches["train"]))),
                       loss=WeightedBCE(spec.loss_weights),
                       metrics=[RSNALogLoss(),
@@ -385,13 +384,18 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
     return summary
 
 
+def model_for(spec: RunSpec):
+    """A new, untrained model of a run: its backbone, size, flips (optimised variant), seed and BN momentum."""
+    from .models import build_model
+
+    return build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
+                       bn_momentum=spec.bn_momentum)
+
+
 def _keep_weights_only(spec: RunSpec, model, path: Path) -> None:
     """Rewrite the checkpoint without the optimizer's state: Adam keeps two numbers per weight, which tripled the
     file, and nothing reads them once the run is finished."""
-    from .models import build_model
-
-    plain = build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
-                        bn_momentum=spec.bn_momentum)
+    plain = model_for(spec)
     plain.set_weights(model.get_weights())
     tmp = path.with_name("slim." + path.name)
     plain.save_weights(str(tmp))
@@ -407,14 +411,11 @@ def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> tuple[p
 
 def load_model(run_dir: str | os.PathLike):
     """The trained model of a finished run: rebuilt from its ``config.json``, with its best weights."""
-    from .models import build_model
-
     folder = Path(run_dir)
     if not (folder / "done.json").exists():
         raise FileNotFoundError(f"{folder}: not a finished run (no done.json)")
     spec = RunSpec(**json.loads((folder / "config.json").read_text())["spec"])
-    model = build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
-                        bn_momentum=spec.bn_momentum)
+    model = model_for(spec)
     model.load_weights(str(folder / "best.weights.h5"))
     return model
 

@@ -114,3 +114,10 @@ def test_crop_cuts_the_neighbours_with_the_middle_slices_box(heads, tmp_path):
     box = tuple(int(v) for v in cut.boxes[cut.row("ID_head1")])
     views = [resize(crop_to(h, box), 32) for h in hu]
     np.testing.assert_array_equal(cut.image("ID_head1"), adjacent_stack(*views, dtype=np.uint8))
+
+
+def test_crop_skips_a_truncated_slice_and_lists_it(folder, tmp_path):
+    index, _ = index_dicoms(folder, workers=1, progress=False)
+    cut = build_cache(index, tmp_path / "cut", size=16, workers=2, progress=False, crop=True)
+    assert len(cut.ids) == 11 and cut.boxes.shape == (11, 4) and cut.meta["skipped"] == 1
+    assert [p.endswith("ID_000000002.dcm") for p, _ in cut.failures] == [True]

@@ -142,3 +142,10 @@ def test_paired_bootstrap_verdicts():
     assert paired_bootstrap(y, noise, good, patients, roc_auc_score, n=200)["verdict"] == "worse"
     same = paired_bootstrap(y, good, good, patients, roc_auc_score, n=50)
     assert same["difference"] == 0 and same["low"] == same["high"] == 0 and same["verdict"] == "cannot tell"
+
+
+def test_auc_is_undefined_with_one_class():
+    from ichlib.metrics import auc_or_nan
+
+    assert np.isnan(auc_or_nan(np.zeros(4), np.arange(4.0)))
+    assert auc_or_nan(np.array([0, 0, 1, 1]), np.arange(4.0)) == 1.0

@@ -140,3 +140,16 @@ def test_an_air_only_slice_has_no_head():
         head_box(air)
     with pytest.raises(ValueError, match="2-D"):
         head_box(np.zeros((4, 128, 128)))
+
+
+def test_head_box_on_a_wide_slice_and_on_empty_or_nan_input():
+    from ichlib.preprocess import NoHeadError, head_box
+
+    wide = np.full((128, 256), -1000.0, np.float32)
+    wide[30:100, 150:220] = 40.0
+    top, bottom, left, right = head_box(wide)
+    assert bottom - top == right - left and 0 <= top and bottom <= 128 and left <= 150 and right >= 220
+    with pytest.raises(ValueError, match="2-D"):
+        head_box(np.zeros((0, 0)))
+    with pytest.raises(NoHeadError):
+        head_box(np.full((64, 64), np.nan))

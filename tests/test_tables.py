@@ -214,3 +214,15 @@ def test_auc_intervals_bracket_each_runs_auc(tmp_path):
     table = tables.auc_intervals(pd.DataFrame({"folder": [str(folder)]}, index=["m"]), index, n=200)
     row = table.loc["m"]
     assert row["95 % CI low"] < row["test AUC any"] < row["95 % CI high"] and row["patients"] == 60
+
+
+def test_comparison_pairs_put_the_ensemble_first_then_the_two_best_runs_then_the_variants():
+    runs = pd.DataFrame({"arch": ["r", "r", "d"], "preprocessing": ["t", "t", "t"],
+                         "variant": ["baseline", "optimised", "baseline"], "val AUC any": [0.8, 0.9, np.nan]},
+                        index=["r-b", "r-o", "d-b"])
+    test = tables.Predictions(list(runs.index), pd.Index(["a", "b"]), np.zeros((2, 6)), np.random.rand(3, 2, 6))
+    ensemble_probs = np.full((2, 6), 0.5)
+    candidates, pairs = tables.comparison_pairs(runs, test, ensemble_probs, "r-o")
+    assert pairs == [("best ensemble", "r-o"), ("r-o", "r-b"), ("r-o", "r-b")]
+    assert set(candidates) == {"r-b", "r-o", "d-b", "best ensemble"}
+    np.testing.assert_array_equal(candidates["d-b"], test.probs[2])

@@ -89,14 +89,7 @@ class _Scene:
     phi: np.ndarray      # the in-plane azimuth: the same for every slice, computed once
     tilt: np.float32
     offsets: np.ndarray  # sub-slice positions within a slice (mm)
-
-    @property
-    def y_tilt_range(self) -> tuple[np.float32, np.float32]:
-        """Least and greatest z offset the gantry tilt gives a pixel of the grid (float32, as drawn)."""
-        if getattr(self, "_y_tilt", None) is None:
-            shift = self.y * self.tilt
-            self._y_tilt = (shift.min(), shift.max())
-        return self._y_tilt
+    tilt_range: tuple[np.float32, np.float32]  # least and greatest z shift the tilt gives a pixel of the grid
 
 
 def _image_slice(scene: _Scene, zc: float, blur_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +100,7 @@ def _image_slice(scene: _Scene, zc: float, blur_px: float) -> tuple[np.ndarray, 
     inside = head_pixels(head, x, y, F32(zc) + y * scene.tilt, margin=5.0 + THICKNESS / 2)  # the whole slab
     xs, ys, phis = x.flat[inside], y.flat[inside], scene.phi.flat[inside]
     y_tilt = ys * scene.tilt
-    tilt_lo, tilt_hi = scene.y_tilt_range  # the whole grid's: each sub-slice keeps its full z extent
+    tilt_lo, tilt_hi = scene.tilt_range  # the whole grid's: each sub-slice keeps its full z extent
     pushes = tuple(lesion.push for lesion in scene.lesions if lesion.push is not None)
     acc = np.zeros(len(inside), np.float32)
     occupancy = np.zeros((len(SUBTYPES), len(inside)), np.float32)
@@ -148,8 +141,10 @@ def simulate_study(rng: np.random.Generator, subtypes: tuple[str, ...] = (), mat
     z = head.stack(rng, THICKNESS)
     spacing = max(rng.uniform(0.43, 0.49) * 512 / matrix, 2.1 * head.extent() / matrix)
     x, y = pixel_grid(head, matrix, spacing)
-    scene = _Scene(head, lesions, x, y, np.arctan2(x, y), F32(np.tan(head.tilt)),
-                   (np.arange(subslices) + 0.5) / subslices * THICKNESS - THICKNESS / 2)
+    tilt = F32(np.tan(head.tilt))
+    shift = y * tilt
+    scene = _Scene(head, lesions, x, y, np.arctan2(x, y), tilt,
+                   (np.arange(subslices) + 0.5) / subslices * THICKNESS - THICKNESS / 2, (shift.min(), shift.max()))
     noise_sd = rng.uniform(2.5, 4.5)
     blur_px = 0.6 / spacing  # ~1.3 px at 0.46 mm
     bits = sorted({SUBTYPES.index(lesion.subtype) for lesion in lesions})
