@@ -41,7 +41,8 @@ def main() -> None:
     from ichlib.models import build_model
     from ichlib.phantom import make_cohort
     from ichlib.rsna import index_dicoms, read_labels
-    from ichlib.train import RunSpec, accelerators, distribution_scope, split_by_patient, train_model
+    from ichlib.runs import RunSpec
+    from ichlib.train import accelerators, distribution_scope, split_by_patient, train_model
 
     backend = keras.backend.backend()
     gpus = accelerators()

@@ -86,7 +86,8 @@ def one_run(job: dict) -> list[dict]:
 
     from ichlib.losses import WeightedBCE
     from ichlib.models import build_model
-    from ichlib.train import RunSpec, _dataset_class, learning_rate, set_determinism
+    from ichlib.runs import RunSpec
+    from ichlib.train import _dataset_class, learning_rate, set_determinism
 
     data = np.load(job["data"], allow_pickle=True)
     images, labels, split = data["images"], data["labels"], data["split"]

@@ -56,18 +56,9 @@ def _kernel(args: argparse.Namespace) -> int:
     return 0
 
 
-def app_command(streamlit_args: list[str]) -> list[str]:
-    """The command that serves the reader app: offline, no usage statistics, the upload limit of
-    ``ichlib.analysis``; options given after ``app`` (Streamlit's own, e.g. ``--server.port 8600``) win."""
-    from .analysis import MAX_TOTAL_MB
-
-    script = Path(__file__).with_name("app.py")
-    defaults = ["--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.maxUploadSize", str(MAX_TOTAL_MB), "--client.toolbarMode", "viewer"]
-    return [sys.executable, "-m", "streamlit", "run", str(script), *defaults, *streamlit_args]
-
-
 def _app(args: argparse.Namespace) -> int:
+    from .app import app_command
+
     return subprocess.call(app_command(args.streamlit_args))
 
 

@@ -119,8 +119,6 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
         progress: show a progress bar.
         crop: cut each slice to its head's box first (``boxes.npy`` then keeps each box, in stored pixels).
     """
-    from tqdm.auto import tqdm
-
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     if not isinstance(size, int) or size < 8:
@@ -133,11 +131,39 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
     ordered = index.sort_values(["series", "z"], kind="stable")
     groups = [g for _, g in ordered.groupby("series", sort=False)]
     ids = [image_id for g in groups for image_id in g.index]
-    row_of = {image_id: i for i, image_id in enumerate(ids)}
     images = np.memmap(part / "images.u8", mode="w+", dtype=np.uint8, shape=(max(len(ids), 1), size, size, 3))
+    good, boxes, failures = _fill(images, groups, ids, mode, size, windows, crop, workers, progress)
+    kept_ids = _compact(images, part / "images.u8", ids, good, size)
+    del images
+    (part / "ids.txt").write_text("\n".join(kept_ids) + ("\n" if kept_ids else ""))
+    if crop:
+        np.save(part / "boxes.npy", boxes[good])
+    if labels is not None:
+        missing = [i for i in kept_ids if i not in labels.index]
+        if missing:
+            raise ValueError(f"{len(missing)} cached images have no labels, e.g. {missing[0]}")
+        np.save(part / "labels.npy", labels.loc[kept_ids, list(LABELS)].to_numpy(np.int8))
+    with open(part / "failures.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "reason"])
+        writer.writerows(failures)
+    meta = dict(mode=mode, size=size, windows=[w if isinstance(w, str) else list(w) for w in windows],
+                n=len(kept_ids), skipped=len(failures), crop=bool(crop))
+    (part / "meta.json").write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(part, out)
+    return load_cache(out)
+
+
+def _fill(images: np.memmap, groups: list, ids: list, mode: str, size: int, windows: tuple, crop: bool,
+          workers: int | None, progress: bool) -> tuple[np.ndarray, np.ndarray, list]:
+    """Preprocess every series (in processes) into its rows of ``images``: (rows read, head boxes, failures)."""
+    from tqdm.auto import tqdm
+
+    row_of = {image_id: i for i, image_id in enumerate(ids)}
     good = np.zeros(len(ids), bool)
-    failures: list[tuple[str, str]] = []
     boxes = np.zeros((len(ids), 4), np.int32)
+    failures: list[tuple[str, str]] = []
     jobs = [(g.path.tolist(), mode, size, tuple(windows), crop) for g in groups]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
     bar = dict(total=len(jobs), desc=f"cache {mode} {size}px", unit="series", disable=not progress)
@@ -158,35 +184,19 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
     finally:
         if workers > 1:
             pool.shutdown()
+    return good, boxes, failures
 
-    # Keep only the rows that were read: compact the memmap in place, in order.
+
+def _compact(images: np.memmap, path: Path, ids: list, good: np.ndarray, size: int) -> list[str]:
+    """Keep only the rows that were read: move them up in place, in order, and cut the file; their IDs."""
     keep = np.flatnonzero(good)
     for new, old in enumerate(keep):
         if new != old:
             images[new] = images[old]
     images.flush()
-    del images
-    kept_ids = [ids[i] for i in keep]
-    with open(part / "images.u8", "r+b") as fh:
-        fh.truncate(len(kept_ids) * size * size * 3)
-    (part / "ids.txt").write_text("\n".join(kept_ids) + ("\n" if kept_ids else ""))
-    if crop:
-        np.save(part / "boxes.npy", boxes[keep])
-    if labels is not None:
-        missing = [i for i in kept_ids if i not in labels.index]
-        if missing:
-            raise ValueError(f"{len(missing)} cached images have no labels, e.g. {missing[0]}")
-        np.save(part / "labels.npy", labels.loc[kept_ids, list(LABELS)].to_numpy(np.int8))
-    with open(part / "failures.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "reason"])
-        writer.writerows(failures)
-    meta = dict(mode=mode, size=size, windows=[w if isinstance(w, str) else list(w) for w in windows],
-                n=len(kept_ids), skipped=len(failures), crop=bool(crop))
-    (part / "meta.json").write_text(json.dumps(meta, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(part, out)
-    return load_cache(out)
+    with open(path, "r+b") as fh:
+        fh.truncate(len(keep) * size * size * 3)
+    return [ids[i] for i in keep]
 
 
 def load_cache(folder: str | os.PathLike) -> Cache:

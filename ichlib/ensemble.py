@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from .metrics import RSNA_WEIGHTS
-from .rsna import LABELS
+from .rsna import ANY, LABELS
 
 METHODS = ("average", "vote", "weighted")
 
@@ -106,10 +106,10 @@ SEARCH_METRICS = {
 def _score_subsets(y: np.ndarray, ens: np.ndarray, metric: str) -> np.ndarray:
     """``ens`` is (subsets, images, 6)."""
     if metric == "AUC any":
-        return _auc_rows(y[:, 0], ens[:, :, 0])
+        return _auc_rows(y[:, ANY], ens[:, :, ANY])
     if metric == "mean AUC":
         per_label = np.stack([_auc_rows(y[:, j], ens[:, :, j]) for j in range(len(LABELS))], axis=1)
-        return np.nanmean(per_label, axis=1) if np.isfinite(per_label).any() else per_label[:, 0]
+        return np.nanmean(per_label, axis=1) if np.isfinite(per_label).any() else per_label[:, ANY]
     if metric == "RSNA log loss":
         p = np.clip(ens, 1e-7, 1 - 1e-7)
         bce = -(y[None] * np.log(p) + (1 - y[None]) * np.log(1 - p))

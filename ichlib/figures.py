@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .preprocess import PRESETS, adjacent_stack, three_window, window
+from .runs import RunSpec
 
 BLOOD = "#e8432e"
 
@@ -138,22 +139,33 @@ def stage_bars(stages: dict[str, dict[str, int]]) -> plt.Figure:
     return fig
 
 
-def learning_curves(runs: pd.DataFrame) -> plt.Figure:
-    """Training and validation loss per epoch of every run (seaborn), one panel per preprocessing."""
-    import seaborn as sns
+def learning_curves(runs: pd.DataFrame, smooth: int = 9) -> plt.Figure:
+    """Every run's training loss per step (a centred rolling mean over ``smooth`` steps) and its validation
+    ``any`` AUC at the points the run scored it (``ichlib.monitor``: a fixed validation sample within each epoch,
+    the whole split at its end), one column per preprocessing."""
+    from .monitor import read_curve
 
-    frames = []
+    columns = list(dict.fromkeys(runs["preprocessing"]))
+    fig, axes = plt.subplots(2, len(columns), figsize=(5.6 * len(columns), 6.4), sharex="col", squeeze=False)
+    colours = dict(zip(dict.fromkeys(runs["arch"]), plt.get_cmap("tab10").colors))
     for _, row in runs.iterrows():
-        history = pd.read_csv(f"{row['folder']}/history.csv")
-        for split, column in (("train", "loss"), ("validation", "val_loss")):
-            frames.append(pd.DataFrame({"epoch": history["epoch"] + 1, "loss": history[column], "split": split,
-                                        "model": f"{row['arch']} {row['variant']}",
-                                        "preprocessing": row["preprocessing"]}))
-    data = pd.concat(frames, ignore_index=True)
-    grid = sns.relplot(data=data, x="epoch", y="loss", hue="model", style="split", col="preprocessing",
-                       kind="line", marker="o", height=3.2, aspect=1.3)
-    grid.set(yscale="log")
-    return grid.figure
+        steps, curve = read_curve(row["folder"])
+        col = columns.index(row["preprocessing"])
+        style = dict(color=colours[row["arch"]], ls="-" if row["variant"] == "baseline" else "--",
+                     label=f"{row['arch']} {row['variant']}")
+        loss = steps["loss"].rolling(smooth, center=True, min_periods=1).mean()
+        axes[0, col].plot(steps["step"], loss, lw=1.2, **style)
+        axes[1, col].plot(curve["step"], curve["val AUC any"], marker="o", ms=3, lw=1.2, **style)
+        whole = curve[curve["scored on"] == "validation split"]
+        axes[1, col].plot(whole["step"], whole["val AUC any"], "s", ms=7, mfc="none", color=style["color"])
+    for col, name in enumerate(columns):
+        axes[0, col].set(title=name, ylabel=f"training loss ({smooth}-step mean)", yscale="log")
+        axes[1, col].set(xlabel="training step", ylabel="validation AUC (any)")
+        axes[1, col].axhline(0.5, color="grey", lw=0.8, ls=":")
+    axes[1, -1].plot([], [], "s", ms=7, mfc="none", color="0.3", label="whole validation split")
+    axes[1, -1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def roc_figure(panels: dict[str, dict[str, tuple]], suptitle: str = "") -> plt.Figure:
@@ -214,14 +226,14 @@ def gradcam_pairs(heat: dict, archs, variants, preprocessing: str, mask: np.ndar
     """The paper's Figures 22/23 for one preprocessing: a row per architecture; per variant, the bleed slice
     (with the true ``mask`` outlined, when known) and the slice without one.
 
-    ``heat`` maps a run name ("<arch>-<preprocessing>-<variant>") to (images, heatmaps) of the two slices, bleed
+    ``heat`` maps a run name (``RunSpec.name``) to (images, heatmaps) of the two slices, bleed
     first, as ``ichlib.describe.heatmaps`` returns them.
     """
     rows = []
     for arch in archs:
         row = []
         for variant in variants:
-            images, maps = heat[f"{arch}-{preprocessing}-{variant}"]
+            images, maps = heat[RunSpec(arch, preprocessing, variant).name]
             row.append({"image": images[0], "heatmap": maps[0], "title": f"{variant}, bleed", "mask": mask})
             row.append({"image": images[1], "heatmap": maps[1], "title": f"{variant}, no bleed"})
         rows.append(row)

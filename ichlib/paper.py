@@ -25,6 +25,13 @@ TABLE3 = {"learning rate": 0.0005, "patience": 3, "activation": "sigmoid", "loss
           "optimizer": "Adam", "monitor": "accuracy", "batch size": 4, "dropout": 0.125}
 TABLE3_PARAMETERS = {"efficientnetb2": 7949695, "resnet50": 23850758, "densenet121": 7169478}
 
+
+
+def paper_key(arch: str, variant: str) -> str:
+    """The row of a single model in the paper's tables ("<arch>-<variant>"); the preprocessing is the table."""
+    return f"{arch}-{variant}"
+
+
 # Tables 4 and 5: training seconds and test seconds per image on one RTX 3070, (windowed, ASIP) inputs.
 TABLE4_WINDOWED = {  # (train s, test s/image)
     "efficientnetb2-baseline": (46543, 0.01), "resnet50-baseline": (17445, 0.0096),

@@ -23,6 +23,7 @@ from .parallel import process_pool
 
 LABELS = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
 SUBTYPES = LABELS[1:]
+ANY = LABELS.index("any")  # the column of `any` in every (images, labels) array
 AIR_HU = -1000.0
 
 # Header tags the index needs; reading only these keeps the scan cheap.
@@ -200,18 +201,8 @@ def read_hu(path: str | os.PathLike, shrink_to: int | None = None) -> np.ndarray
     path = Path(path)
     ds = _open(path)
     _check_ct(ds, path)
-    if "PixelData" not in ds:
-        raise DicomError(f"{path}: no pixel data")
+    raw = _stored_pixels(ds, path)
     bits, signed = ds.get("BitsStored"), ds.get("PixelRepresentation")
-    try:
-        raw = _native_pixels(ds, bits, signed)
-        if raw is None:  # compressed or unusual: pydicom's decoders
-            raw = ds.pixel_array
-    except Exception as exc:
-        raise DicomError(f"{path}: pixel data cannot be decoded, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
-    if raw.ndim != 2:
-        raise DicomError(f"{path}: expected one 2-D slice, found pixel data of shape {raw.shape}")
-
     slope = _first(ds.get("RescaleSlope"), 1.0)
     intercept = _first(ds.get("RescaleIntercept"), 0.0)
     padding = ds.get("PixelPaddingValue")
@@ -223,21 +214,43 @@ def read_hu(path: str | os.PathLike, shrink_to: int | None = None) -> np.ndarray
 
     if pad_mask is not None:  # padding becomes air before any averaging
         raw = np.where(pad_mask, np.float32((AIR_HU - intercept) / slope), raw)
-    factor = raw.shape[0] // shrink_to if shrink_to else 1
-    if factor > 1 and raw.shape == (shrink_to * factor,) * 2 and factor & (factor - 1) == 0:
-        hu = np.add(raw[0::2], raw[1::2], dtype=np.float32)  # the first halving also converts to float
-        hu = hu[:, 0::2] + hu[:, 1::2]
-        while hu.shape[0] > shrink_to:
-            hu = hu[0::2] + hu[1::2]
-            hu = hu[:, 0::2] + hu[:, 1::2]
-        slope /= factor * factor
-    else:
-        hu = raw.astype(np.float32)
+    hu, factor = _shrink(raw, shrink_to)
+    slope /= factor * factor
     if slope != 1.0:
         hu *= np.float32(slope)
     if intercept != 0.0:
         hu += np.float32(intercept)
     return hu
+
+
+def _stored_pixels(ds, path: Path) -> np.ndarray:
+    """The slice's stored values (before rescaling), decoded; DicomError naming the file where they are not one
+    whole 2-D slice."""
+    if "PixelData" not in ds:
+        raise DicomError(f"{path}: no pixel data")
+    try:
+        raw = _native_pixels(ds, ds.get("BitsStored"), ds.get("PixelRepresentation"))
+        if raw is None:  # compressed or unusual: pydicom's decoders
+            raw = ds.pixel_array
+    except Exception as exc:
+        raise DicomError(f"{path}: pixel data cannot be decoded, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
+    if raw.ndim != 2:
+        raise DicomError(f"{path}: expected one 2-D slice, found pixel data of shape {raw.shape}")
+    return raw
+
+
+def _shrink(raw: np.ndarray, shrink_to: int | None) -> tuple[np.ndarray, int]:
+    """(float32 block sums, the block side): summed ``factor`` x ``factor`` blocks where the slice is square and
+    ``shrink_to`` times a power of two, else the slice as floats with factor 1."""
+    factor = raw.shape[0] // shrink_to if shrink_to else 1
+    if not (factor > 1 and raw.shape == (shrink_to * factor,) * 2 and factor & (factor - 1) == 0):
+        return raw.astype(np.float32), 1
+    hu = np.add(raw[0::2], raw[1::2], dtype=np.float32)  # the first halving also converts to float
+    hu = hu[:, 0::2] + hu[:, 1::2]
+    while hu.shape[0] > shrink_to:
+        hu = hu[0::2] + hu[1::2]
+        hu = hu[:, 0::2] + hu[:, 1::2]
+    return hu, factor
 
 
 # --------------------------------------------------------------------------------------------- index

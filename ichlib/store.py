@@ -6,7 +6,7 @@ for a thing that exists returns it, asking with a changed parameter makes a new 
     data/phantom/studies40_seed0_matrix512/      the cohort (ichlib.phantom)
     data/index/<source>/                         index.csv, failures.csv (ichlib.rsna.index_dicoms)
     data/cache/<source>/three_window_128px_brain-subdural-soft/   (ichlib.cache)
-    data/runs/<source>/<run>-<hash of its settings>/             (ichlib.train)
+    data/runs/<source>/<run>-<hash of its settings>/             (ichlib.train, laid out by ichlib.runs)
 
 ``<source>`` names the data: the phantom's folder name, or ``rsna-<hash of the path>`` for a real download.
 ``ICHBOOK_DATA`` moves the whole tree elsewhere.
@@ -15,9 +15,8 @@ for a thing that exists returns it, asking with a changed parameter makes a new 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -83,6 +82,11 @@ def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 5
     return Source(folder, key, phantom=True)
 
 
+def source_is_phantom(key: str) -> bool:
+    """Whether a source key (a folder name under ``data/runs``) names a phantom cohort of this data folder."""
+    return (data_root() / "phantom" / key / "manifest.json").exists()
+
+
 def read_index(csv_path: str | os.PathLike) -> pd.DataFrame:
     """A saved header index (``index.csv``), IDs kept as strings."""
     return pd.read_csv(csv_path, index_col="ID", dtype={"patient": str, "study": str, "series": str})
@@ -117,18 +121,8 @@ def cache(src: Source, mode: str = "three_window", size: int = 128, windows: tup
 
 def run_cache(src: Source, spec, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
               progress: bool = False) -> Cache:
-    """The cache a training run reads: its preprocessing at its size (the adjacent input uses the first window)."""
-    wins = tuple(windows) if spec.preprocessing == "three_window" else tuple(windows)[:1]
-    return cache(src, spec.preprocessing, spec.image_size, wins, workers=workers, progress=progress,
-                 crop=spec.crop)
+    """The cache a training run reads: its preprocessing at its size, with its windows and crop."""
+    from .runs import windows_for
 
-
-def run_dir(src: Source, spec) -> Path:
-    """The artifact folder of one training run: named after the run, keyed by every setting and the Keras backend."""
-    from .backend import configure
-
-    # The backend is part of the key: the same seed gives the same numbers on one backend, not across them.
-    settings = {**asdict(spec), "backend": configure()}
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return data_root() / "runs" / src.key / f"{spec.name}-{digest}"
-
+    return cache(src, spec.preprocessing, spec.image_size, windows_for(spec.preprocessing, windows), workers=workers,
+                 progress=progress, crop=spec.crop)

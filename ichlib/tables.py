@@ -17,9 +17,10 @@ import pandas as pd
 from . import ensemble
 from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, micro_roc, paired_bootstrap, per_label_auc,
                       scores, weighted_log_loss)
-from .paper import PAPER_SCORES, PAPER_TABLES
+from .paper import PAPER_SCORES, PAPER_TABLES, TABLE4_WINDOWED, TABLE5_ASIP, paper_key
 from .rsna import LABELS
-from .train import load_predictions
+from .runs import load_predictions
+from .train import SPLITS
 
 GROUPS = ("three_window", "adjacent", "all")
 OURS = ("accuracy", "F1", "recall", "precision", "AUC", "AUC any", "RSNA log loss")
@@ -145,7 +146,7 @@ def paper_table(runs: pd.DataFrame, val: Predictions, test: Predictions, group: 
     if group != "all":
         for name, run in members.iterrows():
             k = test.names.index(name)
-            rows[f"{run['arch']}-{run['variant']}"] = summary_row(val.truth, val.probs[k], test.truth, test.probs[k])
+            rows[paper_key(run["arch"], run["variant"])] = summary_row(val.truth, val.probs[k], test.truth, test.probs[k])
     for variant in ("baseline", "optimised"):
         names = list(members.index[members["variant"] == variant])
         if not names:
@@ -407,3 +408,31 @@ def auc_intervals(runs: pd.DataFrame, index: pd.DataFrame, label: str = "any", s
         rows[name] = {f"{split} AUC {label}": auc_or_nan(truth[:, j], probs[:, j]), "95 % CI low": low, "95 % CI high": high,
                       "patients": index.loc[ids, "patient"].nunique()}
     return pd.DataFrame(rows).T
+
+
+# ------------------------------------------------------------------------------------------- training
+def split_table(split: pd.Series, index: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Patients, images and positive images per label in each split."""
+    known = labels.reindex(split.index)
+    rows = {}
+    for name in SPLITS:
+        members = split.index[split == name]
+        rows[name] = {"patients": index.loc[members, "patient"].nunique(), "images": len(members),
+                      **{label: int(known.loc[members, label].sum()) for label in LABELS}}
+    return pd.DataFrame(rows).T
+
+
+def best_run(runs: pd.DataFrame, column: str = "val AUC any") -> str | None:
+    """The run with the highest value in ``column``, or None where it is undefined for every run."""
+    values = runs[column].dropna()
+    return None if values.empty else str(values.idxmax())
+
+
+def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training seconds and test seconds per image of each run, beside the paper's Tables 4 and 5 (quoted)."""
+    quoted = {"three_window": TABLE4_WINDOWED, "adjacent": TABLE5_ASIP}
+    table = runs[["arch", "preprocessing", "variant", "train s", "test s/image"]].copy()
+    pairs = [quoted[r.preprocessing][paper_key(r.arch, r.variant)] for r in table.itertuples()]
+    table["paper train s"] = [train_s for train_s, _ in pairs]
+    table["paper test s/image"] = [test_s for _, test_s in pairs]
+    return table

@@ -9,19 +9,20 @@ could sit in both training and test. Here the split is by patient, as the top RS
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .cache import MODES
+from . import runs
+from .monitor import curve_sample, run_monitor
+from .runs import RunSpec
 from .preprocess import PAPER_WINDOWS
-from .rsna import LABELS, SUBTYPES
+from .rsna import ANY, LABELS, SUBTYPES
 
 SPLITS = ("train", "val", "test")
 INFERENCE_BATCH = 64  # images per predict call: no gradients are kept, so a larger batch costs little memory
@@ -87,59 +88,6 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
 
 
 # --------------------------------------------------------------------------------------------- fitting
-VARIANTS = ("baseline", "optimised")
-LR_SCHEDULES = ("constant", "cosine")
-PREPROCESSINGS = MODES  # the cache's two inputs
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that decides one trained model (its artifact folder is named after it)."""
-
-    arch: str
-    preprocessing: str = "three_window"
-    variant: str = "baseline"
-    image_size: int = 128
-    epochs: int = 10
-    batch_size: int = 4
-    learning_rate: float = 5e-4
-    patience: int = 3
-    seed: int = 0
-    any_weight: float = 5.0  # the optimised variant's weight on `any`
-    mixed_precision: bool = False
-    bn_momentum: float = 0.99  # Keras' default; short from-scratch runs need faster-moving statistics (0.9)
-    positive_fraction: float = 0.0  # share of each training epoch drawn from `any`-positive images; 0: as they come
-    lr_schedule: str = "constant"  # or "cosine": a 5% linear warm-up, then cosine decay to 0 at the last epoch
-    epoch_images: int = 0  # images per training epoch (drawn afresh each epoch); 0: the whole training split
-    crop: bool = False  # each slice cut to its head's box before resizing (ichlib.preprocess.head_box)
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}-{self.preprocessing}-{self.variant}"
-
-    @property
-    def loss_weights(self) -> tuple[float, ...]:
-        return (self.any_weight if self.variant == "optimised" else 1.0,) + (1.0,) * (len(LABELS) - 1)
-
-    def check(self) -> None:
-        from .models import ARCHITECTURES
-
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
-        if self.preprocessing not in PREPROCESSINGS:
-            raise ValueError(f"unknown preprocessing {self.preprocessing!r}; expected one of {PREPROCESSINGS}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
-        if self.epoch_images < 0:
-            raise ValueError(f"epoch_images must be 0 (the whole split) or more, got {self.epoch_images}")
-        if not 0 <= self.positive_fraction < 1:
-            raise ValueError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
-        if not 0 < self.bn_momentum < 1:
-            raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
-
-
 def epoch_order(rows: np.ndarray, positive: np.ndarray, positive_fraction: float,
                 rng: np.random.Generator, size: int | None = None) -> np.ndarray:
     """One training epoch's rows, shuffled: ``size`` of them (default: as many as ``rows``).
@@ -180,7 +128,7 @@ def _dataset_class():
         def _make_order(self):
             if not self.shuffle:
                 return self.rows
-            return epoch_order(self.rows, self.labels[self.rows, 0] > 0, self.positive_fraction,
+            return epoch_order(self.rows, self.labels[self.rows, ANY] > 0, self.positive_fraction,
                                np.random.default_rng([self.seed, self.epoch]), self.epoch_size)
 
         def __len__(self):
@@ -288,14 +236,11 @@ def set_determinism(seed: int) -> None:
 
 
 def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLike, verbose: int = 0,
-                callbacks: list | None = None) -> dict:
-    """Train one model on a cache and save everything later chapters need in ``out_dir``.
+                callbacks: list | None = None, source=None) -> dict:
+    """Train one model on a cache and save everything later chapters need in ``out_dir`` (``ichlib.runs``).
 
-    Saved: ``best.weights.h5`` (the best epoch by validation loss), ``history.csv``, ``config.json``,
-    ``timings.json`` (training seconds, test seconds per image), ``predictions_val.csv`` and
-    ``predictions_test.csv`` (ID, true_<label>, prob_<label>), and last ``done.json``. A folder with
-    ``done.json`` is returned as it is; an interrupted run resumes from its last finished epoch
-    (``keras.callbacks.BackupAndRestore``).
+    A folder with ``done.json`` is returned as it is; an interrupted run resumes from its last finished epoch
+    (``keras.callbacks.BackupAndRestore``), keeping the best epoch it had.
 
     Args:
         spec: the run.
@@ -304,22 +249,44 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
         out_dir: the run's artifact folder.
         verbose: Keras fit verbosity.
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
+        source: the ``ichlib.store.Source`` the cache was made from (its key and kind go into the summary).
     """
     import keras
 
-    from .losses import RSNALogLoss, WeightedBCE
-
     spec.check()
     out = Path(out_dir)
-    if (out / "done.json").exists():
-        return json.loads((out / "done.json").read_text())
+    if runs.is_finished(out):
+        return runs.read_summary(out)
     if cache.labels is None:
         raise ValueError("the cache has no labels; build it with labels to train on it")
     out.mkdir(parents=True, exist_ok=True)
     set_determinism(spec.seed)
-    if spec.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    rows, batches = split_batches(spec, cache, split)
+    policy = keras.mixed_precision.global_policy()
+    try:
+        if spec.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        with distribution_scope():
+            model = compile_model(spec, len(batches["train"]))
+            train_seconds = fit(spec, model, cache, rows, batches, out, verbose, callbacks)
+            model.load_weights(str(out / "best.weights.h5"))
+            test_seconds = predict_test(model, cache, rows["test"], batches["test"], out)
+            _keep_weights_only(spec, model, out / "best.weights.h5")
+    finally:  # an interrupted mixed-precision run must not leave the process in float16
+        keras.mixed_precision.set_global_policy(policy)
+    history = pd.read_csv(out / "history.csv")
+    summary = dict(
+        name=spec.name, spec=asdict(spec), parameters=int(model.count_params()), epochs_run=int(len(history)),
+        best_epoch=int(history["val_loss"].idxmin()), train_seconds=round(train_seconds, 1),
+        test_seconds_per_image=test_seconds, backend=keras.backend.backend(), keras=keras.__version__,
+        cache=cache.meta, images={name: int(len(r)) for name, r in rows.items()},
+        **({"source": {"key": source.key, "phantom": source.phantom}} if source is not None else {}))
+    runs.write_summary(out, summary)
+    return summary
 
+
+def split_batches(spec: RunSpec, cache, split: pd.Series) -> tuple[dict, dict]:
+    """(cache rows, batches) of each split: training batches drawn afresh each epoch, the others in order."""
     where = split.reindex(cache.ids)
     rows = {name: np.flatnonzero((where == name).to_numpy()) for name in SPLITS}
     for name, r in rows.items():
@@ -331,93 +298,69 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
                              positive_fraction=spec.positive_fraction if name == "train" else 0.0,
                              epoch_size=spec.epoch_images if name == "train" else 0,
                              workers=2, use_multiprocessing=False, max_queue_size=8) for name, r in rows.items()}
-
-    with distribution_scope():
-        model = model_for(spec)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate(spec, spec.epochs * len(batches["train"]))),
-                      loss=WeightedBCE(spec.loss_weights),
-                      metrics=[RSNALogLoss(),
-                               keras.metrics.AUC(multi_label=True, num_labels=len(LABELS), name="auc")])
-        best = out / "best.weights.h5"
-        clock = out / "train_seconds.partial"  # training time survives an interruption
-        spent = float(clock.read_text()) if clock.exists() else 0.0
-        start = time.perf_counter()
-        try:
-            model.fit(batches["train"], validation_data=batches["val"], epochs=spec.epochs, verbose=verbose,
-                      callbacks=[keras.callbacks.BackupAndRestore(str(out / "backup")),
-                                 keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True,
-                                                                 save_weights_only=True),
-                                 keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-                                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience),
-                                 *(callbacks or [])])
-        finally:
-            clock.write_text(str(spent + time.perf_counter() - start))
-        train_seconds = float(clock.read_text())
-        model.load_weights(str(best))
-
-        predictions = {}
-        for name in ("val", "test"):
-            start = time.perf_counter()
-            probs = model.predict(batches[name], verbose=0)
-            predictions[name] = (probs, (time.perf_counter() - start) / len(rows[name]))
-            frame = pd.DataFrame({"ID": [cache.ids[i] for i in rows[name]]})
-            for j, label in enumerate(LABELS):
-                frame[f"true_{label}"] = cache.labels[rows[name], j]
-            for j, label in enumerate(LABELS):
-                frame[f"prob_{label}"] = probs[:, j]
-            frame.to_csv(out / f"predictions_{name}.csv", index=False)
-        _keep_weights_only(spec, model, best)
-    history = pd.read_csv(out / "history.csv")
-    summary = dict(
-        name=spec.name, spec=asdict(spec), parameters=int(model.count_params()), epochs_run=int(len(history)),
-        best_epoch=int(history["val_loss"].idxmin()), train_seconds=round(train_seconds, 1),
-        test_seconds_per_image=predictions["test"][1], backend=keras.backend.backend(), keras=keras.__version__,
-        cache=cache.meta, images={name: int(len(r)) for name, r in rows.items()})
-    (out / "config.json").write_text(json.dumps(summary, indent=1))
-    (out / "timings.json").write_text(json.dumps({"train_seconds": summary["train_seconds"],
-                                                   "test_seconds_per_image": summary["test_seconds_per_image"]}))
-    if spec.mixed_precision:
-        keras.mixed_precision.set_global_policy("float32")
-    tmp = out / "done.json.part"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, out / "done.json")
-    return summary
+    return rows, batches
 
 
-def model_for(spec: RunSpec):
-    """A new, untrained model of a run: its backbone, size, flips (optimised variant), seed and BN momentum."""
-    from .models import build_model
+def compile_model(spec: RunSpec, steps_per_epoch: int):
+    """The run's model with its optimizer (Adam at the run's schedule), its loss and the RSNA metric."""
+    import keras
 
-    return build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
-                       bn_momentum=spec.bn_momentum)
+    from .losses import RSNALogLoss, WeightedBCE
+
+    model = runs.model_for(spec)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(spec, spec.epochs * steps_per_epoch)),
+                  loss=WeightedBCE(spec.loss_weights), metrics=[RSNALogLoss()])
+    return model
+
+
+def fit(spec: RunSpec, model, cache, rows: dict, batches: dict, out: Path, verbose: int = 0,
+        callbacks: list | None = None) -> float:
+    """Fit with the run's callbacks; returns the training seconds, interruptions included (kept in a file)."""
+    import keras
+
+    val_truth = cache.labels[rows["val"]].astype(np.float32)
+    sample = curve_sample(val_truth[:, ANY] > 0, seed=spec.seed)
+    history = out / "history.csv"
+    best_so_far = pd.read_csv(history)["val_loss"].min() if history.exists() else np.inf
+    monitor = run_monitor(out, batches["val"], [cache.ids[i] for i in rows["val"]], val_truth,
+                          (cache.images[rows["val"][sample]].astype(np.float32), val_truth[sample, ANY]),
+                          spec.loss_weights, len(batches["train"]), spec.batch_size, batches["train"].epoch_size,
+                          best_so_far)
+    checkpoint = keras.callbacks.ModelCheckpoint(  # a resumed run keeps the best epoch it had
+        str(out / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True,
+        initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
+    clock = out / "train_seconds.partial"  # training time survives an interruption
+    spent = float(clock.read_text()) if clock.exists() else 0.0
+    start = time.perf_counter()
+    try:
+        # the monitor first: the checkpoint, the log and early stopping read the val_loss it puts in the logs
+        model.fit(batches["train"], epochs=spec.epochs, verbose=verbose,
+                  callbacks=[monitor, checkpoint, keras.callbacks.CSVLogger(str(history), append=True),
+                             keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience),
+                             keras.callbacks.BackupAndRestore(str(out / "backup")), *(callbacks or [])])
+    finally:
+        clock.write_text(str(spent + time.perf_counter() - start))
+    return float(clock.read_text())
+
+
+def predict_test(model, cache, rows: np.ndarray, batches, out: Path) -> float:
+    """Predict the test split with the best weights and save it; returns seconds per image. (Validation was
+    saved at its best epoch by the monitor.)"""
+    start = time.perf_counter()
+    probs = model.predict(batches, verbose=0)
+    seconds = (time.perf_counter() - start) / len(rows)
+    runs.write_predictions(out, "test", [cache.ids[i] for i in rows], cache.labels[rows], probs)
+    return seconds
 
 
 def _keep_weights_only(spec: RunSpec, model, path: Path) -> None:
     """Rewrite the checkpoint without the optimizer's state: Adam keeps two numbers per weight, which tripled the
     file, and nothing reads them once the run is finished."""
-    plain = model_for(spec)
+    plain = runs.model_for(spec)
     plain.set_weights(model.get_weights())
     tmp = path.with_name("slim." + path.name)
     plain.save_weights(str(tmp))
     os.replace(tmp, path)
-
-
-def load_predictions(run_dir: str | os.PathLike, split: str = "test") -> tuple[pd.Index, np.ndarray, np.ndarray]:
-    """(image IDs, truth (n, 6), probabilities (n, 6)) of a finished run."""
-    frame = pd.read_csv(Path(run_dir) / f"predictions_{split}.csv", index_col="ID")
-    return (frame.index, frame[[f"true_{l}" for l in LABELS]].to_numpy(),
-            frame[[f"prob_{l}" for l in LABELS]].to_numpy())
-
-
-def load_model(run_dir: str | os.PathLike):
-    """The trained model of a finished run: rebuilt from its ``config.json``, with its best weights."""
-    folder = Path(run_dir)
-    if not (folder / "done.json").exists():
-        raise FileNotFoundError(f"{folder}: not a finished run (no done.json)")
-    spec = RunSpec(**json.loads((folder / "config.json").read_text())["spec"])
-    model = model_for(spec)
-    model.load_weights(str(folder / "best.weights.h5"))
-    return model
 
 
 def plan_runs(archs, preprocessings, variants, **settings) -> list[RunSpec]:
@@ -426,35 +369,6 @@ def plan_runs(archs, preprocessings, variants, **settings) -> list[RunSpec]:
     for spec in specs:
         spec.check()
     return specs
-
-
-def split_table(split: pd.Series, index: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """Patients, images and positive images per label in each split."""
-    known = labels.reindex(split.index)
-    rows = {}
-    for name in SPLITS:
-        members = split.index[split == name]
-        rows[name] = {"patients": index.loc[members, "patient"].nunique(), "images": len(members),
-                      **{label: int(known.loc[members, label].sum()) for label in LABELS}}
-    return pd.DataFrame(rows).T
-
-
-def best_run(runs: pd.DataFrame, column: str = "val AUC any") -> str | None:
-    """The run with the highest value in ``column``, or None where it is undefined for every run."""
-    values = runs[column].dropna()
-    return None if values.empty else str(values.idxmax())
-
-
-def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Training seconds and test seconds per image of each run, beside the paper's Tables 4 and 5 (quoted)."""
-    from .paper import TABLE4_WINDOWED, TABLE5_ASIP
-
-    quoted = {"three_window": TABLE4_WINDOWED, "adjacent": TABLE5_ASIP}
-    table = runs[["arch", "preprocessing", "variant", "train s", "test s/image"]].copy()
-    pairs = [quoted[r.preprocessing][f"{r.arch}-{r.variant}"] for r in table.itertuples()]
-    table["paper train s"] = [train_s for train_s, _ in pairs]
-    table["paper test s/image"] = [test_s for _, test_s in pairs]
-    return table
 
 
 def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
@@ -473,13 +387,12 @@ def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, work
     rows = []
     for i, spec in enumerate(specs, 1):
         data = store.run_cache(src, spec, windows, workers=workers)
-        folder = store.run_dir(src, spec)
-        done = (folder / "done.json").exists()
-        log(f"[{i}/{len(specs)}] {spec.name}: {'finished earlier' if done else 'training'}")
-        summary = train_model(spec, data, split, folder)
-        _, truth, probs = load_predictions(folder, "test")
+        folder = runs.run_dir(src, spec)
+        log(f"[{i}/{len(specs)}] {spec.name}: {'finished earlier' if runs.is_finished(folder) else 'training'}")
+        summary = train_model(spec, data, split, folder, source=src)
+        _, truth, probs = runs.load_predictions(folder, "test")
         auc = per_label_auc(truth, probs)
-        val_auc = per_label_auc(*load_predictions(folder, "val")[1:])
+        val_auc = per_label_auc(*runs.load_predictions(folder, "val")[1:])
         log(f"    {summary['epochs_run']} epochs, {summary['train_seconds']:.0f} s, AUC any: validation "
             f"{val_auc['any']:.3f}, test {auc['any']:.3f}")
         rows.append({"run": spec.name, "arch": spec.arch, "preprocessing": spec.preprocessing,

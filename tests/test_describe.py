@@ -92,12 +92,12 @@ def test_gradcam_pair_picks_the_biggest_bleed_and_a_clean_slice(phantom):
 
 
 def test_heatmaps_per_run_and_slice_drawn_as_the_papers_pairs(app_env):
-    from ichlib import train
+    from ichlib import runs
     from ichlib.cache import BRAIN_CHANNEL
 
     src, index = app_env["src"], app_env["index"]
-    spec = train.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16)
-    models = {spec.name: train.load_model(app_env["run"])}
+    spec = runs.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16)
+    models = {spec.name: runs.load_model(app_env["run"])}
     ids = list(index.index[:2])
     heat = describe.heatmaps(src, [spec], models, ids, "any")
     images, maps = heat[spec.name]

@@ -9,18 +9,13 @@ import pytest
 from ichlib import tables
 from ichlib.paper import TABLE6_WINDOWED, TABLE8_ALL
 from ichlib.rsna import LABELS
+from ichlib.runs import write_predictions
 
 ARCHS = ("efficientnetb2", "resnet50", "densenet121")
 
 
 def write_run(folder, ids, truth, probs, split):
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame({"ID": ids})
-    for j, label in enumerate(LABELS):
-        frame[f"true_{label}"] = truth[:, j]
-    for j, label in enumerate(LABELS):
-        frame[f"prob_{label}"] = probs[:, j]
-    frame.to_csv(folder / f"predictions_{split}.csv", index=False)
+    write_predictions(folder, split, ids, truth, probs)
 
 
 @pytest.fixture
@@ -203,13 +198,7 @@ def test_auc_intervals_bracket_each_runs_auc(tmp_path):
     truth[:, 0] = rng.integers(0, 2, 300)
     probs = np.clip(truth * 0.4 + rng.uniform(0, 0.6, (300, 6)), 0, 1)
     folder = tmp_path / "run"
-    folder.mkdir()
-    frame = pd.DataFrame({"ID": ids})
-    for j, label in enumerate(["any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"]):
-        frame[f"true_{label}"] = truth[:, j]
-    for j, label in enumerate(["any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural"]):
-        frame[f"prob_{label}"] = probs[:, j]
-    frame.to_csv(folder / "predictions_test.csv", index=False)
+    write_predictions(folder, "test", ids, truth, probs)
     index = pd.DataFrame({"patient": [f"p{i // 5}" for i in range(300)]}, index=pd.Index(ids, name="ID"))
     table = tables.auc_intervals(pd.DataFrame({"folder": [str(folder)]}, index=["m"]), index, n=200)
     row = table.loc["m"]
@@ -226,3 +215,26 @@ def test_comparison_pairs_put_the_ensemble_first_then_the_two_best_runs_then_the
     assert pairs == [("best ensemble", "r-o"), ("r-o", "r-b"), ("r-o", "r-b")]
     assert set(candidates) == {"r-b", "r-o", "d-b", "best ensemble"}
     np.testing.assert_array_equal(candidates["d-b"], test.probs[2])
+
+
+def test_timing_table_quotes_the_paper_beside_ours():
+    runs = pd.DataFrame({"arch": ["resnet50"], "preprocessing": ["adjacent"], "variant": ["optimised"],
+                         "train s": [12.0], "test s/image": [0.01]}, index=["resnet50-adjacent-optimised"])
+    row = tables.timing_table(runs).iloc[0]
+    assert row["paper train s"] == 49983 and row["paper test s/image"] == 0.021 and row["train s"] == 12.0
+
+
+def test_split_table_counts_patients_images_and_positives_per_split():
+    index = pd.DataFrame({"patient": ["a", "a", "b", "c"]}, index=pd.Index(["i1", "i2", "i3", "i4"], name="ID"))
+    labels = pd.DataFrame(0, index=index.index, columns=list(LABELS))
+    labels.loc["i2", ["any", "subdural"]] = 1
+    split = pd.Series(["train", "train", "val", "test"], index=index.index)
+    table = tables.split_table(split, index, labels)
+    assert table.loc["train", "patients"] == 1 and table.loc["train", "images"] == 2
+    assert table.loc["train", "subdural"] == 1 and table.loc["val", "any"] == 0
+
+
+def test_best_run_is_the_highest_defined_value():
+    runs = pd.DataFrame({"val AUC any": [0.7, np.nan, 0.9]}, index=["a", "b", "c"])
+    assert tables.best_run(runs) == "c"
+    assert tables.best_run(runs.iloc[[1]]) is None

@@ -113,7 +113,8 @@ class StopAfter:
 def test_tiny_run_learns_a_separable_task_and_saves_artifacts(toy, tmp_path):
     from sklearn.metrics import roc_auc_score
 
-    from ichlib.train import RunSpec, load_predictions, train_model
+    from ichlib.runs import RunSpec, load_predictions
+    from ichlib.train import train_model
 
     cache, split = toy
     spec = RunSpec("densenet121", image_size=32, epochs=6, batch_size=8, learning_rate=1e-3, patience=6)
@@ -124,13 +125,27 @@ def test_tiny_run_learns_a_separable_task_and_saves_artifacts(toy, tmp_path):
     assert roc_auc_score(truth[:, 0], probs[:, 0]) > 0.9
     for name in ("best.weights.h5", "config.json", "timings.json", "predictions_val.csv", "done.json"):
         assert (tmp_path / "run" / name).exists()
+    from ichlib.monitor import CURVE_POINTS, read_curve
+
+    steps, curve = read_curve(tmp_path / "run")
+    per_epoch = int(np.ceil(int((split == "train").sum()) / 8))
+    assert steps["step"].tolist() == list(range(1, 6 * per_epoch + 1)) and steps["loss"].notna().all()
+    assert len(curve) == 6 * (CURVE_POINTS + 1) and curve["step"].is_monotonic_increasing
+    whole = curve[curve["scored on"] == "validation split"]
+    assert whole["step"].tolist() == [per_epoch * e for e in range(1, 7)]
+    _, val_truth, val_probs = load_predictions(tmp_path / "run", "val")
+    best = summary["best_epoch"]
+    assert whole["val AUC any"].iloc[best] == pytest.approx(roc_auc_score(val_truth[:, 0], val_probs[:, 0]), abs=1e-4)
+    assert history["val_loss"].idxmin() == best
     assert summary["train_seconds"] > 0 and summary["test_seconds_per_image"] > 0
     assert train_model(spec, cache, split, tmp_path / "run") == summary  # finished: not trained again
-    from ichlib.train import load_model
+    from ichlib.runs import load_model
 
-    rows = [cache.ids.index(i) for i in ids]
-    again = load_model(tmp_path / "run").predict(cache.images[rows].astype(np.float32), verbose=0)
-    np.testing.assert_allclose(again, probs, atol=1e-5)  # the saved model is the one that predicted
+    model = load_model(tmp_path / "run")
+    for split_name in ("test", "val"):  # the saved model is the one that predicted, val at its best epoch
+        ids, _, probs = load_predictions(tmp_path / "run", split_name)
+        rows = [cache.ids.index(i) for i in ids]
+        np.testing.assert_allclose(model.predict(cache.images[rows].astype(np.float32), verbose=0), probs, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="not a finished run"):
         load_model(tmp_path)
 
@@ -140,7 +155,8 @@ def test_the_short_cpu_schedule_learns_the_toy_task(toy, tmp_path):
     """The cpu profile's recipe: cosine schedule, BN momentum 0.9, positives oversampled."""
     from sklearn.metrics import roc_auc_score
 
-    from ichlib.train import RunSpec, load_predictions, train_model
+    from ichlib.runs import RunSpec, load_predictions
+    from ichlib.train import train_model
 
     cache, split = toy
     spec = RunSpec("densenet121", image_size=32, epochs=4, batch_size=8, learning_rate=2e-3, patience=4,
@@ -152,7 +168,8 @@ def test_the_short_cpu_schedule_learns_the_toy_task(toy, tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_epoch(toy, tmp_path):
-    from ichlib.train import RunSpec, train_model
+    from ichlib.runs import RunSpec
+    from ichlib.train import train_model
 
     cache, split = toy
     spec = RunSpec("resnet50", image_size=32, epochs=3, batch_size=16, patience=5)
@@ -162,11 +179,31 @@ def test_interrupted_run_resumes_from_its_last_epoch(toy, tmp_path):
     summary = train_model(spec, cache, split, tmp_path / "run")
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert history["epoch"].tolist() == [0, 1, 2] and summary["epochs_run"] == 3
+    assert summary["best_epoch"] == history["val_loss"].idxmin()  # the best epoch before the break still counts
+
+
+def test_an_interrupted_mixed_precision_run_leaves_the_policy_as_it_was(toy, tmp_path):
+    import keras
+
+    from ichlib.runs import RunSpec
+    from ichlib.train import train_model
+
+    class AtOnce(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            raise Interrupt("stopped before the first step")
+
+    cache, split = toy
+    spec = RunSpec("resnet50", image_size=32, epochs=1, batch_size=16, mixed_precision=True)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with pytest.raises(Interrupt):
+        train_model(spec, cache, split, tmp_path / "run", callbacks=[AtOnce()])
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 @pytest.mark.slow
 def test_same_seed_same_predictions(toy, tmp_path):
-    from ichlib.train import RunSpec, load_predictions, train_model
+    from ichlib.runs import RunSpec, load_predictions
+    from ichlib.train import train_model
 
     cache, split = toy
     spec = RunSpec("resnet50", variant="optimised", image_size=32, epochs=1, batch_size=16)
@@ -176,7 +213,7 @@ def test_same_seed_same_predictions(toy, tmp_path):
 
 
 def test_run_spec_checks_and_names():
-    from ichlib.train import RunSpec
+    from ichlib.runs import RunSpec
 
     spec = RunSpec("resnet50", "adjacent", "optimised")
     assert spec.name == "resnet50-adjacent-optimised" and spec.loss_weights[0] == 5.0
@@ -187,15 +224,6 @@ def test_run_spec_checks_and_names():
                        ({"bn_momentum": 1.0}, "bn_momentum"), ({"positive_fraction": -0.1}, "positive_fraction")):
         with pytest.raises(ValueError, match=match):
             RunSpec("resnet50", **bad).check()
-
-
-def test_timing_table_quotes_the_paper_beside_ours():
-    from ichlib.train import timing_table
-
-    runs = pd.DataFrame({"arch": ["resnet50"], "preprocessing": ["adjacent"], "variant": ["optimised"],
-                         "train s": [12.0], "test s/image": [0.01]}, index=["resnet50-adjacent-optimised"])
-    row = timing_table(runs).iloc[0]
-    assert row["paper train s"] == 49983 and row["paper test s/image"] == 0.021 and row["train s"] == 12.0
 
 
 def test_epoch_order_draws_the_asked_share_of_positives():
@@ -217,7 +245,7 @@ def test_epoch_order_draws_the_asked_share_of_positives():
     long = epoch_order(rows, positive, 0.0, np.random.default_rng(0), size=250)
     assert len(long) == 250 and set(long) == set(rows)
     with pytest.raises(ValueError, match="positive_fraction"):
-        __import__("ichlib.train", fromlist=["RunSpec"]).RunSpec("resnet50", positive_fraction=1.0).check()
+        __import__("ichlib.runs", fromlist=["RunSpec"]).RunSpec("resnet50", positive_fraction=1.0).check()
 
 
 def test_no_positive_or_no_negative_rows_fall_back_to_a_plain_shuffle():

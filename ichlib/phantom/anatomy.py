@@ -168,20 +168,11 @@ def _shell(head: Head, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     return hu, bone
 
 
-def _brain(head: Head, frame: Frame, pushes: tuple[Push, ...]) -> tuple[np.ndarray, ...]:
-    """HU of pixels inside the inner table (``frame`` holds only those), their CSF spaces, ventricles and bone
-    (the skull base; calcifications are not counted as bone)."""
+def _csf_spaces(head: Head, frame: Frame, x, y, z) -> tuple[np.ndarray, np.ndarray | None]:
+    """The CSF spaces outside the ventricles (the rim, sulci, the interhemispheric and Sylvian fissures, the basal
+    cisterns) at the pushed coordinates, and the interhemispheric fissure (None where this slab misses it)."""
     a, b, c = head.axes
     depth = frame.depth
-    brain = np.ones(depth.shape, bool)
-    hu = np.full(depth.shape, F32(head.white_hu), dtype=F32)
-    # Inner structures move with mass effect; the skull does not.
-    x, y, z = frame.x, frame.y, frame.z
-    for push in pushes:
-        x, y, z = push.apply(x, y, z)
-
-    hu[depth < F32(head.rim + head.ribbon)] = F32(head.grey_hu)
-
     csf_space = depth < F32(head.rim)
     s, s_depth = head.sulcal_field(frame)
     csf_space |= (np.abs(s) < F32(0.13)) & (depth < s_depth)
@@ -206,6 +197,24 @@ def _brain(head: Head, frame: Frame, pushes: tuple[Push, ...]) -> tuple[np.ndarr
         ring = np.sqrt((x / F32(0.17 * a)) ** 2 + ((y + F32(0.05 * b)) / F32(0.15 * b)) ** 2)
         slab = np.abs(z - F32(cz)) < F32(0.07 * c)
         csf_space |= slab & (((ring > 0.62) & (ring < 1.0)) | (ellipsoid(x, y, z, _n(head, 0, 0.14, -0.22), (9, 6, 5)) < 1))
+
+    return csf_space, fissure
+
+
+def _brain(head: Head, frame: Frame, pushes: tuple[Push, ...]) -> tuple[np.ndarray, ...]:
+    """HU of pixels inside the inner table (``frame`` holds only those), their CSF spaces, ventricles and bone
+    (the skull base; calcifications are not counted as bone)."""
+    depth = frame.depth
+    brain = np.ones(depth.shape, bool)
+    hu = np.full(depth.shape, F32(head.white_hu), dtype=F32)
+    # Inner structures move with mass effect; the skull does not.
+    x, y, z = frame.x, frame.y, frame.z
+    for push in pushes:
+        x, y, z = push.apply(x, y, z)
+
+    hu[depth < F32(head.rim + head.ribbon)] = F32(head.grey_hu)
+
+    csf_space, fissure = _csf_spaces(head, frame, x, y, z)
 
     deep = np.zeros(depth.shape, bool)
     for s_ in (-1, 1):

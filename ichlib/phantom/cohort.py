@@ -305,10 +305,6 @@ def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matri
     Returns:
         The manifest (also written to ``manifest.json``).
     """
-    from tqdm.auto import tqdm
-
-    from .. import __version__
-
     out = Path(out_dir)
     params = dict(n_studies=n_studies, seed=seed, matrix=matrix, prevalence=prevalence,
                   odd_matrix_fraction=odd_matrix_fraction, subslices=subslices, n_corrupt=n_corrupt)
@@ -322,39 +318,51 @@ def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matri
     (out / "masks").mkdir(exist_ok=True)
 
     plan = plan_cohort(n_studies, seed, matrix, prevalence, odd_matrix_fraction)
-    workers = max(1, min(workers or os.cpu_count() or 1, n_studies))
-    bar = dict(total=n_studies, desc="cohort", unit="study", disable=not progress)
-    if workers == 1:
-        records = [_write_study(spec, str(out), subslices) for spec in tqdm(plan, **bar)]
-    else:
-        with process_pool(workers) as pool:
-            records = list(tqdm(pool.map(_write_study, plan, [str(out)] * n_studies, [subslices] * n_studies), **bar))
-
+    records = _write_studies(plan, out, subslices, workers, progress)
     images = [row for record in records for row in record["images"]]
     ids = [row[0] for row in images]
     if len(set(ids)) != len(ids):
         raise RuntimeError("image ID collision; choose another seed")
     corrupt = _corrupt(out, records, n_corrupt)
     _write_labels(out / "stage_2_train.csv", images, np.random.default_rng(seed))
+    manifest = _manifest(params, records, images, corrupt)
+    tmp = out / "manifest.json.part"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(tmp, out / "manifest.json")
+    return manifest
+
+
+def _write_studies(plan: list[dict], out: Path, subslices: int, workers: int | None, progress: bool) -> list[dict]:
+    """Render and write every planned study (in processes); their records, in plan order."""
+    from tqdm.auto import tqdm
+
+    n = len(plan)
+    workers = max(1, min(workers or os.cpu_count() or 1, n))
+    bar = dict(total=n, desc="cohort", unit="study", disable=not progress)
+    if workers == 1:
+        return [_write_study(spec, str(out), subslices) for spec in tqdm(plan, **bar)]
+    with process_pool(workers) as pool:
+        return list(tqdm(pool.map(_write_study, plan, [str(out)] * n, [subslices] * n), **bar))
+
+
+def _manifest(params: dict, records: list[dict], images: list, corrupt: list[str]) -> dict:
+    """What the cohort holds: its parameters, counts per label, subtype and encoding, and every study."""
+    from .. import __version__
 
     counts = {label: 0 for label in LABELS}
     for _, *flags in images:
         counts["any"] += int(any(flags))
         for name, flag in zip(SUBTYPES, flags):
             counts[name] += flag
-    manifest = dict(
+    return dict(
         generator="ichlib.phantom", version=__version__, parameters=params,
-        n_images=len(images), n_studies=n_studies, n_patients=len({r["patient"] for r in records}),
+        n_images=len(images), n_studies=params["n_studies"], n_patients=len({r["patient"] for r in records}),
         label_counts=counts,
         positive_studies={s: sum(s in r["subtypes"] for r in records) for s in SUBTYPES},
         encodings={e: sum(r["encoding"] == e for r in records) for e in ENCODINGS},
         corrupt=corrupt,
         studies=[{k: v for k, v in r.items() if k not in ("images", "seed")} for r in records],
     )
-    tmp = out / "manifest.json.part"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(tmp, out / "manifest.json")
-    return manifest
 
 
 def _corrupt(out: Path, records: list[dict], n_corrupt: int) -> list[str]:

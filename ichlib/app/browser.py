@@ -36,7 +36,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve(data_root: str | Path, port: int | None = None, timeout: float = 90):
     """Run ``python -m ichlib app`` on 127.0.0.1 with ``data_root`` as its data; yield its URL; stop it after."""
-    from .__main__ import app_command
+    from . import app_command
 
     port = port or free_port()
     env = {**os.environ, "ICHBOOK_DATA": str(data_root)}
@@ -135,7 +135,7 @@ def walkthrough(url: str, out_dir: str | Path, timeout: float = 120) -> dict[str
     return shots
 
 
-if __name__ == "__main__":  # python -m ichlib.browser OUT_DIR: screenshots of the app on this machine's data
+if __name__ == "__main__":  # python -m ichlib.app.browser OUT_DIR: screenshots of the app on this machine's data
     from .store import data_root
 
     with serve(data_root()) as address:

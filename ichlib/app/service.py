@@ -1,13 +1,12 @@
-"""Analysing one CT series for the reader app: checked input, per-slice and per-study probabilities, Grad-CAM.
+"""The reader app's service: checked input, per-slice and per-study probabilities, Grad-CAM, the models' scores.
 
-The app's logic lives here (tested without a browser); ``ichlib.app`` only draws it. Uploaded files are
+The app's logic lives here (tested without a browser); ``ichlib.app.pages`` only draws it. Uploaded files are
 stored under the app's own data folder with names the app makes up: an uploaded name is shown to the user,
 never used as a path.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import BRAIN_CHANNEL, series_images
-from .metrics import choose_thresholds
-from .preprocess import PAPER_WINDOWS
-from .rsna import LABELS, DicomError, lenient_uids, read_header
-from .train import INFERENCE_BATCH
+from .. import runs
+from ..cache import BRAIN_CHANNEL, series_images
+from ..metrics import choose_thresholds, per_label_auc
+from ..preprocess import PAPER_WINDOWS
+from ..rsna import LABELS, DicomError, lenient_uids, read_header
+from ..train import INFERENCE_BATCH
 
 MAX_FILE_MB = 20      # one CT slice is ~0.5 MB; anything far larger is not one
 MAX_TOTAL_MB = 400    # a whole series
@@ -149,18 +149,23 @@ def cohort_series(index: pd.DataFrame, study: str) -> Series:
 
 # ---------------------------------------------------------------------------------------------- models
 def available_runs(runs_root: str | Path) -> pd.DataFrame:
-    """Finished training runs under a folder (``data/runs``): name, source, arch, preprocessing, variant,
-    image size, folder; newest first."""
+    """Finished runs under a folder (``ichlib.runs.finished_runs``), with ``phantom``: trained on the phantom."""
+    from ..store import source_is_phantom
+
+    table = runs.finished_runs(runs_root)
+    table["phantom"] = [runs.read_summary(f).get("source", {}).get("phantom", source_is_phantom(key))
+                        for f, key in zip(table["folder"], table["source"])]
+    return table
+
+
+def model_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """What the About page shows of each model: its data and its test ``any`` AUC on its own test patients."""
     rows = []
-    for done in Path(runs_root).glob("*/*/done.json"):
-        summary = json.loads(done.read_text())
-        spec = summary["spec"]
-        rows.append({"run": summary["name"], "source": done.parent.parent.name, "arch": spec["arch"],
-                     "preprocessing": spec["preprocessing"], "variant": spec["variant"],
-                     "image size": spec["image_size"], "folder": str(done.parent),
-                     "finished": done.stat().st_mtime})
-    columns = ["run", "source", "arch", "preprocessing", "variant", "image size", "folder", "finished"]
-    return pd.DataFrame(rows, columns=columns).sort_values("finished", ascending=False).reset_index(drop=True)
+    for run in table.itertuples():
+        _, truth, probs = runs.load_predictions(run.folder, "test")
+        rows.append({"model": run.run, "trained on": "synthetic phantom" if run.phantom else "real data",
+                     "test AUC any": per_label_auc(truth, probs)["any"], "test images": len(truth)})
+    return pd.DataFrame(rows, columns=["model", "trained on", "test AUC any", "test images"])
 
 
 _MODELS: dict[str, object] = {}
@@ -168,16 +173,10 @@ _MODELS: dict[str, object] = {}
 
 def model(folder: str | Path):
     """A trained model, loaded once per process."""
-    from .train import load_model
-
     key = str(Path(folder).resolve())
     if key not in _MODELS:
-        _MODELS[key] = load_model(folder)
+        _MODELS[key] = runs.load_model(folder)
     return _MODELS[key]
-
-
-def _spec(folder: str | Path) -> dict:
-    return json.loads((Path(folder) / "config.json").read_text())["spec"]
 
 
 def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -> np.ndarray:
@@ -192,10 +191,9 @@ def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -
 
 
 def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
-    spec = _spec(folder)
-    wins = tuple(windows) if spec["preprocessing"] == "three_window" else tuple(windows)[:1]
-    done, failures = series_images(list(series.slices["path"]), spec["preprocessing"], spec["image_size"], wins,
-                                   crop=spec.get("crop", False))
+    spec = runs.read_spec(folder)
+    done, failures = series_images(list(series.slices["path"]), spec.preprocessing, spec.image_size,
+                                   runs.windows_for(spec.preprocessing, windows), crop=spec.crop)
     if failures:
         path, reason = failures[0]
         name = series.slices.set_index("path").at[path, "name"]
@@ -209,8 +207,6 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
     Thresholds per label come from the same models' (averaged) validation predictions, maximising F1 there
     (models trained on different data: the mean of each one's thresholds).
     """
-    from .train import load_predictions
-
     if not folders:
         raise ValueError("choose at least one trained model")
     start = time.perf_counter()
@@ -218,7 +214,7 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
     for folder in folders:
         x = inputs(series, folder, windows).astype(np.float32)
         probs.append(model(folder).predict(x, batch_size=INFERENCE_BATCH, verbose=0))
-        val.append(load_predictions(folder, "val"))
+        val.append(runs.load_predictions(folder, "val"))
     if all(v[0].equals(val[0][0]) for v in val):  # one data set: threshold the ensemble's own validation output
         thresholds = choose_thresholds(val[0][1], np.mean([v[2] for v in val], axis=0))
     else:  # models of different data sets: the mean of their own thresholds
@@ -229,12 +225,12 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
 
 def heatmap(series: Series, folders: list, slice_index: int, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(the slice in the brain window at the network's size, the models' mean Grad-CAM heatmap) for one slice."""
-    from .gradcam import gradcam
+    from ..gradcam import gradcam
 
     maps, shown = [], None
     for folder in folders:
         x = inputs(series, folder)[slice_index:slice_index + 1]
         maps.append(gradcam(model(folder), x, label)[0])
         if shown is None:
-            shown = x[0, ..., BRAIN_CHANNEL[_spec(folder)["preprocessing"]]]
+            shown = x[0, ..., BRAIN_CHANNEL[runs.read_spec(folder).preprocessing]]
     return shown, np.mean(maps, axis=0)

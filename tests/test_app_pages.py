@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-APP = str(Path(__file__).resolve().parents[1] / "ichlib" / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "ichlib" / "app" / "pages.py")
 
 
 def fresh():

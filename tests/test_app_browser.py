@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ichlib import browser
+from ichlib.app import browser
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .rsna import LABELS
+from ..rsna import LABELS
 
 COLUMNS = ("id", "created", "study", "patient", "slices", "models", "seconds",
            *(f"p({label})" for label in LABELS), *(f"flagged {label}" for label in LABELS))
@@ -49,7 +49,7 @@ class History:
         return sqlite3.connect(self.path, timeout=10)
 
     def add(self, report) -> int:
-        """Store an ``ichlib.analysis.Report``; returns its id."""
+        """Store an ``ichlib.app.service.Report``; returns its id."""
         flagged = report.flagged.sum(axis=0).astype(int).to_dict()
         row = (datetime.now(timezone.utc).isoformat(timespec="seconds"), report.details.get("study UID", ""),
                report.details.get("patient ID", ""), len(report.ids), json.dumps(report.models),

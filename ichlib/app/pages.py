@@ -2,8 +2,8 @@
 
 Start it with ``python -m ichlib app`` (or ``make app``); Streamlit's own options pass through, e.g.
 ``python -m ichlib app --server.port 8600``. Its data (uploads, the history database) live under
-``<data>/app/``; the models are the finished runs under ``<data>/runs/``. The logic is in ``ichlib.analysis``
-and ``ichlib.history``; this file only lays it out.
+``<data>/app/``; the models are the finished runs under ``<data>/runs/``. The logic is in ``ichlib.app.service``
+and ``ichlib.app.history``; this file only lays it out.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from ichlib import analysis, figures, store  # noqa: E402
-from ichlib.history import History  # noqa: E402
-from ichlib.metrics import per_label_auc  # noqa: E402
+from ichlib import figures, store  # noqa: E402
+from ichlib.app import service  # noqa: E402
+from ichlib.app.history import History  # noqa: E402
 from ichlib.preprocess import PRESETS, window  # noqa: E402
-from ichlib.rsna import LABELS, read_hu  # noqa: E402
-from ichlib.train import load_predictions  # noqa: E402
+from ichlib.rsna import ANY, LABELS, read_hu  # noqa: E402
 
 PAGES = ("Start", "Analysis", "History", "About")
 ROOT = store.data_root()
@@ -36,7 +35,7 @@ def _history() -> History:
 
 
 def _runs() -> pd.DataFrame:
-    runs = analysis.available_runs(ROOT / "runs")
+    runs = service.available_runs(ROOT / "runs")
     runs["label"] = [f"{Path(f).name}  ({source})" for f, source in zip(runs["folder"], runs["source"])]  # unique
     return runs
 
@@ -49,9 +48,9 @@ def _local_studies() -> dict[str, pd.DataFrame]:
     return found
 
 
-def _analyse(series: analysis.Series, folders: list[str]) -> None:
+def _analyse(series: service.Series, folders: list[str]) -> None:
     with st.spinner(f"Analysing {len(series.slices)} slices with {len(folders)} model(s)..."):
-        report = analysis.analyse(series, folders)
+        report = service.analyse(series, folders)
     st.session_state.update(series=series, report=report, folders=folders,
                             report_id=_history().add(report), goto="Analysis")
     st.rerun()
@@ -72,8 +71,8 @@ def start_page() -> None:
         files = st.file_uploader("The DICOM files of one CT series", accept_multiple_files=True, key="upload")
         if st.button("Analyse the upload", disabled=not files or not folders, key="analyse_upload"):
             try:
-                series = analysis.receive([(f.name, f.getvalue()) for f in files], APP_DIR / "uploads")
-            except analysis.InputError as exc:
+                series = service.receive([(f.name, f.getvalue()) for f in files], APP_DIR / "uploads")
+            except service.InputError as exc:
                 st.error(str(exc))
                 return
             _analyse(series, folders)
@@ -90,8 +89,8 @@ def start_page() -> None:
                              format_func=lambda s: f"{s} ({counts[s]} slices)")
         if st.button("Analyse the study", disabled=not folders, key="analyse_study"):
             try:
-                series = analysis.cohort_series(index, study)
-            except analysis.InputError as exc:
+                series = service.cohort_series(index, study)
+            except service.InputError as exc:
                 st.error(str(exc))
                 return
             _analyse(series, folders)
@@ -115,7 +114,7 @@ def analysis_page() -> None:
     st.subheader("Study")
     st.dataframe(study.style.format({"probability": "{:.3f}", "threshold": "{:.3f}"}), key="study_table")
     st.subheader("Slice viewer")
-    position = st.slider("Slice (ordered by z)", 1, len(report.ids), int(report.probs[:, 0].argmax()) + 1,
+    position = st.slider("Slice (ordered by z)", 1, len(report.ids), int(report.probs[:, ANY].argmax()) + 1,
                          key="slice") - 1
     win = st.selectbox("Window", list(PRESETS), index=list(PRESETS).index("brain"), key="window")
     label = st.selectbox("Grad-CAM label", list(LABELS), key="label")
@@ -124,7 +123,7 @@ def analysis_page() -> None:
     fig, ax = plt.subplots(figsize=(5, 5))
     image = window(hu, PRESETS[win].center, PRESETS[win].width)
     if show_cam:
-        _, heat = analysis.heatmap(series, folders, position, label)
+        _, heat = service.heatmap(series, folders, position, label)
         figures.overlay(ax, image, heat, title=f"{report.ids[position]}: p({label}) = "
                         f"{report.probs[position, LABELS.index(label)]:.3f}")
     else:
@@ -162,14 +161,8 @@ def about_page() -> None:
         "model's evidence lies. **It is research software, not a medical device.**")
     runs = _runs()
     if not runs.empty:
-        rows = []
-        for run in runs.itertuples():
-            _, truth, probs = load_predictions(run.folder, "test")
-            auc = per_label_auc(truth, probs)
-            rows.append({"model": run.run, "trained on": "synthetic phantom" if run.source.startswith("studies")
-                         else "real data", "test AUC any": auc["any"], "test images": len(truth)})
         st.subheader("The models and how they did on their own test patients")
-        st.dataframe(pd.DataFrame(rows).round(3), key="about_models")
+        st.dataframe(service.model_scores(runs).round(3), key="about_models")
     st.markdown(
         "**Limits.** Models trained on the phantom have never seen a real scan; their numbers are phantom "
         "numbers. Slice thickness, reconstruction kernel, motion and metal all change what a model sees.\n\n"

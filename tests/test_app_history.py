@@ -1,4 +1,4 @@
-"""ichlib.history: add, list, open, delete; a crash mid-write loses nothing older; nothing stored beyond the page."""
+"""ichlib.app.history: add, list, open, delete; a crash mid-write loses nothing older; nothing stored beyond the page."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from ichlib.analysis import Report
-from ichlib.history import COLUMNS, History
+from ichlib.app.service import Report
+from ichlib.app.history import COLUMNS, History
 
 
 def report(study="ID_study1", patient="ID_patient1"):

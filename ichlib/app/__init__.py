@@ -1,0 +1,25 @@
+"""The reader app: analyse one head-CT series with the trained models, see Grad-CAM, keep a history.
+
+- ``service``: the app's logic, tested without a browser (checked uploads, analysis, heatmaps, the models'
+  scores shown on the About page).
+- ``history``: every analysis in one SQLite file.
+- ``pages``: the Streamlit pages (run by ``python -m ichlib app``); they only lay out what the service returns.
+- ``browser``: serves the app and walks it in headless Chromium (the end-to-end test, the chapter's screenshots).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PAGES_SCRIPT = Path(__file__).with_name("pages.py")
+
+
+def app_command(streamlit_args: list[str]) -> list[str]:
+    """The command that serves the reader app: offline, no usage statistics, the upload limit of
+    ``service.MAX_TOTAL_MB``; options given after ``app`` (Streamlit's own, e.g. ``--server.port 8600``) win."""
+    from .service import MAX_TOTAL_MB
+
+    defaults = ["--server.headless", "true", "--browser.gatherUsageStats", "false",
+                "--server.maxUploadSize", str(MAX_TOTAL_MB), "--client.toolbarMode", "viewer"]
+    return [sys.executable, "-m", "streamlit", "run", str(PAGES_SCRIPT), *defaults, *streamlit_args]

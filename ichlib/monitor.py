@@ -1,0 +1,115 @@
+"""What a run records while it trains: its validation score and its learning curve.
+
+- **Validation once per epoch.** The whole validation split is predicted once at each epoch's end; that
+  prediction gives the epoch's ``val_loss`` (the run's own weighted cross-entropy, which picks the checkpoint and
+  stops the run) and, when it is the best so far, is written as the run's ``predictions_val.csv``. Keras'
+  ``validation_data`` would predict the split once more after training, for the same numbers.
+- **A curve with points in it.** The training loss of every step (``steps.csv``) and the validation ``any`` AUC
+  at ``CURVE_POINTS`` evenly spaced steps of each epoch on a fixed sample of the validation split
+  (``curve.csv``), so a one-epoch run still has a learning curve. The sample is small (``CURVE_IMAGES``) and
+  holds every positive it can, up to half, so its AUC moves with the model and costs seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .metrics import auc_or_nan
+from .rsna import ANY
+from .runs import write_predictions
+
+CURVE_POINTS = 4  # validation AUC checks within each epoch, besides its end
+CURVE_IMAGES = 128  # images in the fixed validation sample scored at those checks (half positive: AUC SE ~0.04)
+
+
+def curve_sample(positive: np.ndarray, n: int = CURVE_IMAGES, seed: int = 0) -> np.ndarray:
+    """Sorted positions of a fixed sample of ``n`` validation images: up to half of them positive for ``any``
+    (every positive when there are fewer), the rest negative, drawn from ``seed``."""
+    positive = np.asarray(positive, bool)
+    rng = np.random.default_rng([seed, 7])
+    pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
+    n = min(int(n), len(positive))
+    n_pos = min(len(pos), max(n // 2, n - len(neg)))
+    chosen = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)])
+    return np.sort(chosen)
+
+
+def weighted_bce(truth: np.ndarray, probs: np.ndarray, weights, eps: float = 1e-7) -> float:
+    """The training loss (``ichlib.losses.WeightedBCE``) over a whole split, in NumPy."""
+    p = np.clip(np.asarray(probs, np.float64), eps, 1 - eps)
+    y = np.asarray(truth, np.float64)
+    w = np.asarray(weights, np.float64)
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)) @ w / w.sum()))
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_weights, steps_per_epoch: int,
+                batch_size: int, epoch_images: int, best_so_far: float = np.inf):
+    """The Keras callback that scores validation for a run writing to ``out`` (see the module doc).
+
+    ``batches`` are the validation split's batches, in the order of ``ids`` and ``truth`` (its labels);
+    ``sample`` is the curve's fixed sample as (images, ``any`` labels). ``best_so_far`` is the best ``val_loss``
+    of the epochs finished before an interruption. A step re-run after an interruption is appended again to
+    ``steps.csv`` and ``curve.csv``: readers keep its last row.
+    """
+    import keras
+
+    sample_x, sample_any = sample
+    checks = set(np.linspace(0, steps_per_epoch, CURVE_POINTS + 2).round().astype(int)[1:-1] - 1)
+
+    class Monitor(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best, self.epoch, self.seen, self.mean = best_so_far, 0, 0, 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.seen, self.mean = epoch, 0, 0.0
+
+        def on_train_batch_end(self, batch, logs=None):
+            # Keras reports the epoch's running mean, weighted by batch size; the step's own loss follows from it.
+            size = min(batch_size, epoch_images - batch * batch_size)
+            mean = float(logs["loss"])
+            step_loss = (mean * (self.seen + size) - self.mean * self.seen) / size
+            self.seen, self.mean = self.seen + size, mean
+            step = self.epoch * steps_per_epoch + batch + 1
+            _append(out / "steps.csv", {"step": step, "epoch": self.epoch + 1, "loss": round(step_loss, 6)})
+            if batch in checks:
+                probs = self.model.predict(sample_x, batch_size=64, verbose=0)
+                self._curve(step, auc_or_nan(sample_any, probs[:, ANY]), "validation sample")
+
+        def _curve(self, step, auc, where):
+            _append(out / "curve.csv", {"step": step, "epoch": self.epoch + 1, "val AUC any": round(auc, 5),
+                                        "scored on": where})
+
+        def on_epoch_end(self, epoch, logs=None):
+            probs = self.model.predict(batches, verbose=0)
+            loss = weighted_bce(truth, probs, loss_weights)
+            logs["val_loss"] = loss
+            logs["val_auc_any"] = auc_or_nan(truth[:, ANY], probs[:, ANY])
+            self._curve((epoch + 1) * steps_per_epoch, logs["val_auc_any"], "validation split")
+            if loss < self.best:
+                self.best = loss
+                write_predictions(out, "val", ids, truth, probs)
+
+    return Monitor()
+
+
+def read_curve(folder: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A run's (steps, curve) tables, the last row kept for a step recorded twice (an interrupted epoch)."""
+    folder = Path(folder)
+    steps, curve = (pd.read_csv(folder / name).drop_duplicates("step", keep="last").sort_values("step")
+                    for name in ("steps.csv", "curve.csv"))
+    return steps.reset_index(drop=True), curve.reset_index(drop=True)

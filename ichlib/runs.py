@@ -1,0 +1,192 @@
+"""A training run's folder: the run's settings and name, what the run writes there and how it is read back.
+
+    <data>/runs/<source>/<run name>-<hash of its settings and backend>/
+        config.json        the run's summary: its settings, backend, epochs, seconds, images per split
+        timings.json       training seconds, test seconds per image
+        best.weights.h5    the weights of the best epoch by validation loss
+        history.csv        per epoch (Keras' CSVLogger); steps.csv, curve.csv: per step (ichlib.monitor)
+        predictions_val.csv, predictions_test.csv   ID, true_<label>, prob_<label>
+        done.json          written last: the run is finished
+
+Every other module reads and writes these through this one, so a run's layout has one owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cache import MODES
+from .rsna import LABELS
+
+PREDICTIONS = "predictions_{split}.csv"
+
+
+VARIANTS = ("baseline", "optimised")
+LR_SCHEDULES = ("constant", "cosine")
+PREPROCESSINGS = MODES  # the cache's two inputs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides one trained model (its artifact folder is named after it)."""
+
+    arch: str
+    preprocessing: str = "three_window"
+    variant: str = "baseline"
+    image_size: int = 128
+    epochs: int = 10
+    batch_size: int = 4
+    learning_rate: float = 5e-4
+    patience: int = 3
+    seed: int = 0
+    any_weight: float = 5.0  # the optimised variant's weight on `any`
+    mixed_precision: bool = False
+    bn_momentum: float = 0.99  # Keras' default; short from-scratch runs need faster-moving statistics (0.9)
+    positive_fraction: float = 0.0  # share of each training epoch drawn from `any`-positive images; 0: as they come
+    lr_schedule: str = "constant"  # or "cosine": a 5% linear warm-up, then cosine decay to 0 at the last epoch
+    epoch_images: int = 0  # images per training epoch (drawn afresh each epoch); 0: the whole training split
+    crop: bool = False  # each slice cut to its head's box before resizing (ichlib.preprocess.head_box)
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.preprocessing}-{self.variant}"
+
+    @property
+    def loss_weights(self) -> tuple[float, ...]:
+        return (self.any_weight if self.variant == "optimised" else 1.0,) + (1.0,) * (len(LABELS) - 1)
+
+    def check(self) -> None:
+        from .models import ARCHITECTURES
+
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+        if self.preprocessing not in PREPROCESSINGS:
+            raise ValueError(f"unknown preprocessing {self.preprocessing!r}; expected one of {PREPROCESSINGS}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of {VARIANTS}")
+        if self.epoch_images < 0:
+            raise ValueError(f"epoch_images must be 0 (the whole split) or more, got {self.epoch_images}")
+        if not 0 <= self.positive_fraction < 1:
+            raise ValueError(f"positive_fraction must be in [0, 1), got {self.positive_fraction}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
+        if not 0 < self.bn_momentum < 1:
+            raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
+
+
+SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))
+
+
+def settings_in(namespace: dict) -> dict:
+    """The run settings (every ``RunSpec`` field but the three the plan varies) found in ``namespace``: a chapter
+    passes its parameters (``globals()``), so the list of settings is written once, here."""
+    return {name: namespace[name] for name in SETTINGS if name in namespace}
+
+
+def windows_for(preprocessing: str, windows: tuple) -> tuple:
+    """The windows an input uses: all three for ``three_window``, the first (brain) for ``adjacent``."""
+    return tuple(windows) if preprocessing == "three_window" else tuple(windows)[:1]
+
+
+def run_dir(src, spec: RunSpec) -> Path:
+    """The folder of one run on a source (``ichlib.store.Source``): named after the run, keyed by every setting
+    and the Keras backend."""
+    from .backend import configure
+    from .store import data_root
+
+    # The backend is part of the key: the same seed gives the same numbers on one backend, not across them.
+    settings = {**asdict(spec), "backend": configure()}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return data_root() / "runs" / src.key / f"{spec.name}-{digest}"
+
+
+# ------------------------------------------------------------------------------------------- predictions
+def prediction_frame(ids, truth: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """Predictions as a run saves them: ID, ``true_<label>``, ``prob_<label>``."""
+    frame = pd.DataFrame({"ID": list(ids)})
+    for j, label in enumerate(LABELS):
+        frame[f"true_{label}"] = np.asarray(truth)[:, j]
+    for j, label in enumerate(LABELS):
+        frame[f"prob_{label}"] = np.asarray(probs)[:, j]
+    return frame
+
+
+def write_predictions(folder: str | os.PathLike, split: str, ids, truth: np.ndarray, probs: np.ndarray) -> Path:
+    """Write one split's predictions (atomically: a reader never sees half a file)."""
+    path = Path(folder) / PREDICTIONS.format(split=split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    prediction_frame(ids, truth, probs).to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def load_predictions(folder: str | os.PathLike, split: str = "test") -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """(image IDs, truth (n, 6), probabilities (n, 6)) of a run's split."""
+    frame = pd.read_csv(Path(folder) / PREDICTIONS.format(split=split), index_col="ID")
+    return (frame.index, frame[[f"true_{l}" for l in LABELS]].to_numpy(),
+            frame[[f"prob_{l}" for l in LABELS]].to_numpy())
+
+
+# ------------------------------------------------------------------------------------- summary, models
+def write_summary(folder: str | os.PathLike, summary: dict) -> None:
+    """``config.json`` and ``timings.json``, then ``done.json`` last (atomically): the run is finished."""
+    folder = Path(folder)
+    (folder / "config.json").write_text(json.dumps(summary, indent=1))
+    (folder / "timings.json").write_text(json.dumps({k: summary[k] for k in ("train_seconds",
+                                                                              "test_seconds_per_image")}))
+    tmp = folder / "done.json.part"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, folder / "done.json")
+
+
+def is_finished(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / "done.json").exists()
+
+
+def read_summary(folder: str | os.PathLike) -> dict:
+    """A finished run's summary (``done.json``); FileNotFoundError names the folder where the run is not done."""
+    folder = Path(folder)
+    if not is_finished(folder):
+        raise FileNotFoundError(f"{folder}: not a finished run (no done.json)")
+    return json.loads((folder / "done.json").read_text())
+
+
+def read_spec(folder: str | os.PathLike) -> RunSpec:
+    """The settings a finished run was trained with."""
+    return RunSpec(**read_summary(folder)["spec"])
+
+
+def model_for(spec: RunSpec):
+    """A new, untrained model of a run: its backbone, size, flips (optimised variant), seed and BN momentum."""
+    from .models import build_model
+
+    return build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
+                       bn_momentum=spec.bn_momentum)
+
+
+def load_model(folder: str | os.PathLike):
+    """The trained model of a finished run: rebuilt from its settings, with its best weights."""
+    model = model_for(read_spec(folder))
+    model.load_weights(str(Path(folder) / "best.weights.h5"))
+    return model
+
+
+def finished_runs(root: str | os.PathLike) -> pd.DataFrame:
+    """Finished runs under a runs folder (``<data>/runs``): run, source, arch, preprocessing, variant, image size,
+    folder, finished (time); newest first."""
+    columns = ["run", "source", "arch", "preprocessing", "variant", "image size", "folder", "finished"]
+    rows = []
+    for done in Path(root).glob("*/*/done.json"):
+        spec = RunSpec(**json.loads(done.read_text())["spec"])
+        rows.append({"run": spec.name, "source": done.parent.parent.name, "arch": spec.arch,
+                     "preprocessing": spec.preprocessing, "variant": spec.variant, "image size": spec.image_size,
+                     "folder": str(done.parent), "finished": done.stat().st_mtime})
+    return pd.DataFrame(rows, columns=columns).sort_values("finished", ascending=False).reset_index(drop=True)

@@ -1,0 +1,38 @@
+"""The package's shape, as the developers' guide asks: short functions, one owner per concept."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "ichlib"
+MAX_LINES = 60
+
+
+def test_no_function_in_the_package_runs_past_sixty_lines():
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_LINES:
+                    long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, "split these where their parts have names: " + "; ".join(long)
+
+
+def test_run_folder_files_are_named_only_in_ichlib_runs():
+    """The prediction CSVs and done.json belong to ichlib.runs; other modules go through it."""
+    owners = {'"predictions_': set(), '"done.json"': set()}  # as string literals in code, not in docstrings
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        for needle, found in owners.items():
+            if needle in text:
+                found.add(path.name)
+    assert owners == {'"predictions_': {"runs.py"}, '"done.json"': {"runs.py"}}, owners
+
+
+def test_nothing_imports_the_command_line_module():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").endswith("__main__"), f"{path} imports {node.module}"
