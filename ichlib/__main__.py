@@ -24,20 +24,10 @@ def _cohort(args: argparse.Namespace) -> int:
 
 
 def _book(args: argparse.Namespace) -> int:
-    import yaml
-
     from .book import ChapterError, ParameterError, run
 
-    overrides = {}
-    if args.params:
-        loaded = yaml.safe_load(open(args.params)) or {}
-        if not isinstance(loaded, dict):
-            print(f"error: {args.params}: expected a mapping of parameter names to values", file=sys.stderr)
-            return 2
-        overrides.update(loaded)
-    for key, text in args.p or []:
-        overrides[key] = yaml.safe_load(text)  # 96 -> int, 0.5 -> float, true -> bool, text -> str
     try:
+        overrides = _overrides(args)
         run(args.profile, args.only, overrides, build_html=not args.no_build)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -46,6 +36,36 @@ def _book(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    """The run's own values: ``--params FILE.yaml`` then each ``-p KEY VALUE`` (VALUE read as YAML: 96 -> int,
+    0.5 -> float, true -> bool, [a, b] -> list, text -> str); ParameterError naming the file or key otherwise."""
+    import yaml
+
+    from .book import ParameterError
+
+    overrides = {}
+    if args.params:
+        try:
+            loaded = yaml.safe_load(Path(args.params).read_text()) or {}
+        except OSError as exc:
+            raise ParameterError(f"--params {args.params}: cannot be read ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ParameterError(f"--params {args.params}: not valid YAML ({_first_line(exc)})") from None
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"--params {args.params}: expected a mapping of parameter names to values")
+        overrides.update(loaded)
+    for key, text in args.p or []:
+        try:
+            overrides[key] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ParameterError(f"-p {key} {text!r}: not a value YAML can read ({_first_line(exc)})") from None
+    return overrides
+
+
+def _first_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:160]
 
 
 def _kernel(args: argparse.Namespace) -> int:
@@ -89,14 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     kernel = sub.add_parser("kernel", help="register this environment as the 'ichbook' Jupyter kernel")
     kernel.set_defaults(run=_kernel)
 
-    app = sub.add_parser("app", help="serve the reader app (Streamlit) on localhost; Streamlit options pass through")
-    app.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="e.g. --server.port 8600")
-    app.set_defaults(run=_app)
+    app = sub.add_parser("app", help="serve the reader app (Streamlit) on 127.0.0.1; Streamlit's options pass "
+                                     "through, e.g. --server.port 8600")
+    app.set_defaults(run=_app, streamlit_args=[])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "app":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.streamlit_args = rest  # everything after `app` goes to Streamlit as written
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError) as exc:

@@ -111,6 +111,33 @@ def _fits(default, value) -> bool:
     return isinstance(value, type(default))
 
 
+# Values no chapter could run with, refused before anything runs: name -> (test, what is allowed).
+VALUE_RULES = {
+    "studies": (lambda v: v >= 1, "at least 1"),
+    "matrix": (lambda v: v >= 32, "at least 32 (px)"),
+    "image_size": (lambda v: v >= 32, "at least 32 (px): the backbones shrink their input 32 times"),
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "patience": (lambda v: v >= 1, "at least 1"),
+    "workers": (lambda v: v >= 1, "at least 1"),
+    "epoch_images": (lambda v: v >= 0, "0 (the whole training split) or more"),
+    "learning_rate": (lambda v: v > 0, "above 0"),
+    "n_boot": (lambda v: v >= 10, "at least 10"),
+    "positive_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "bn_momentum": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "test_fraction": (lambda v: 0 < v < 0.9, "in (0, 0.9)"),
+    "data_dir": (lambda v: not v or (Path(v) / "stage_2_train.csv").is_file() and (Path(v) / "stage_2_train").is_dir(),
+                 "empty (the phantom) or a folder holding Kaggle's stage_2_train.csv and stage_2_train/"),
+}
+
+
+def check_value(name: str, value, origin: str) -> None:
+    """ParameterError naming the parameter, its value and where it came from, for a value no chapter can use."""
+    rule = VALUE_RULES.get(name)
+    if rule is not None and value is not None and not rule[0](value):
+        raise ParameterError(f"parameter {name} ({origin}): {value!r} is not allowed; expected {rule[1]}")
+
+
 def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrides: dict) -> dict[str, dict]:
     """Each chapter's parameters: its defaults, overridden by the profile, overridden by the run's own values.
 
@@ -143,6 +170,9 @@ def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrid
             if not _fits(default, value):
                 raise ParameterError(f"parameter {name} ({origin}): expected {_type_name(default)}, "
                                      f"got {value!r} ({_type_name(value)}) in chapter {chapter}")
+            if name == "data_dir" and value:  # relative to where the book is run from, not the chapters' folder
+                value = str(Path(value).expanduser().resolve())
+            check_value(name, value, origin)
             params[name] = value
         resolved[chapter] = params
     return resolved
@@ -161,6 +191,19 @@ def ensure_kernel() -> None:
                     "--display-name", "Python (ichbook)"], check=True, capture_output=True)
 
 
+def _ipc_kernel_manager():
+    """A kernel manager that talks to its kernel over local sockets (IPC), not TCP on localhost: nothing else on
+    the machine can connect, and the kernel has no "running over TCP without encryption" warning to print."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
     """Execute one chapter with papermill; return its seconds. The executed copy replaces the old one on success."""
     import papermill
@@ -175,7 +218,8 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
     forced = os.environ.pop("MPLBACKEND", None)
     try:
         papermill.execute_notebook(str(chapter.source), str(scratch), parameters=params, kernel_name=KERNEL,
-                                   cwd=str(root / "notebooks"), progress_bar=False, log_output=False)
+                                   cwd=str(root / "notebooks"), progress_bar=False, log_output=False,
+                                   kernel_manager_class=_ipc_kernel_manager())
     except PapermillExecutionError as exc:
         # Count cells as the source notebook has them (from 1), without the cell papermill injected.
         import nbformat

@@ -158,7 +158,7 @@ def build_cache(index: pd.DataFrame, out_dir: str | os.PathLike, mode: str = "th
 def _fill(images: np.memmap, groups: list, ids: list, mode: str, size: int, windows: tuple, crop: bool,
           workers: int | None, progress: bool) -> tuple[np.ndarray, np.ndarray, list]:
     """Preprocess every series (in processes) into its rows of ``images``: (rows read, head boxes, failures)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the console bar: tqdm.auto warns in a kernel without ipywidgets
 
     row_of = {image_id: i for i, image_id in enumerate(ids)}
     good = np.zeros(len(ids), bool)

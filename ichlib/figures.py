@@ -238,3 +238,20 @@ def gradcam_pairs(heat: dict, archs, variants, preprocessing: str, mask: np.ndar
             row.append({"image": images[1], "heatmap": maps[1], "title": f"{variant}, no bleed"})
         rows.append(row)
     return gradcam_grid(rows, list(archs), [])
+
+
+def series_figure(z: np.ndarray, truth: np.ndarray, curves: dict[str, np.ndarray], title: str = "",
+                  label: str = "any") -> plt.Figure:
+    """One study's per-slice probability of ``label`` along z, one line per model (e.g. the slice model and the
+    series model), the slices whose label is positive shaded."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    z = np.asarray(z)
+    for k in np.flatnonzero(np.asarray(truth) > 0):
+        ax.axvspan(k - 0.5, k + 0.5, color="tab:red", alpha=0.15, lw=0)
+    for name, values in curves.items():
+        ax.plot(np.arange(len(z)), values, marker="o", ms=3, lw=1.3, label=name)
+    ax.set(xlabel="slice (z order)", ylabel=f"p({label})", ylim=(-0.02, 1.02), title=title)
+    ax.plot([], [], "s", color="tab:red", alpha=0.3, label=f"{label} positive (truth)")
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -28,6 +28,7 @@ ARCHITECTURES = {
 # The last convolutional block's output of each backbone: where Grad-CAM looks.
 LAST_CONV = {"efficientnetb2": "top_activation", "resnet50": "conv5_block3_out", "densenet121": "relu"}
 PAPER_PARAMETERS = TABLE3_PARAMETERS  # the paper's Table 3, quoted in ichlib.paper
+FEATURE_LAYER = "head_pool"  # the pooled embedding: what a series model reads of each slice (ichlib.sequence)
 
 _CAFFE_MEAN = [103.939, 116.779, 123.68]
 _TORCH_MEAN, _TORCH_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -96,6 +97,12 @@ def build_model(arch: str, image_size: int, weights: str | None = None, dropout:
     outputs = keras.layers.Dense(len(LABELS), activation="sigmoid", dtype="float32", name="labels")(x)
     return keras.Model(inputs, outputs, name=arch)
 
+
+
+def with_features(model: keras.Model) -> keras.Model:
+    """The same network with two outputs, (probabilities, pooled embedding): both from one forward pass."""
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer(FEATURE_LAYER).output],
+                       name=f"{model.name}_with_features")
 
 
 def _stage(arch: str, layer_name: str) -> str:

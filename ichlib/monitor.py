@@ -2,8 +2,9 @@
 
 - **Validation once per epoch.** The whole validation split is predicted once at each epoch's end; that
   prediction gives the epoch's ``val_loss`` (the run's own weighted cross-entropy, which picks the checkpoint and
-  stops the run) and, when it is the best so far, is written as the run's ``predictions_val.csv``. Keras'
-  ``validation_data`` would predict the split once more after training, for the same numbers.
+  stops the run) and, when it is the best so far, is written as the run's ``predictions_val.csv`` with each
+  slice's pooled embedding (``features_val.npz``, from the same pass). Keras' ``validation_data`` would predict
+  the split once more after training, for the same numbers.
 - **A curve with points in it.** The training loss of every step (``steps.csv``) and the validation ``any`` AUC
   at ``CURVE_POINTS`` evenly spaced steps of each epoch on a fixed sample of the validation split
   (``curve.csv``), so a one-epoch run still has a learning curve. The sample is small (``CURVE_IMAGES``) and
@@ -21,10 +22,11 @@ import pandas as pd
 
 from .metrics import auc_or_nan
 from .rsna import ANY
-from .runs import write_predictions
+from .models import with_features
+from .runs import write_features, write_predictions
 
-CURVE_POINTS = 4  # validation AUC checks within each epoch, besides its end
-CURVE_IMAGES = 128  # images in the fixed validation sample scored at those checks (half positive: AUC SE ~0.04)
+CURVE_POINTS = 3  # validation AUC checks within each epoch, besides its end
+CURVE_IMAGES = 96  # images in the fixed validation sample scored at those checks (half positive: AUC SE ~0.05)
 
 
 def curve_sample(positive: np.ndarray, n: int = CURVE_IMAGES, seed: int = 0) -> np.ndarray:
@@ -95,7 +97,7 @@ def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_
                                         "scored on": where})
 
         def on_epoch_end(self, epoch, logs=None):
-            probs = self.model.predict(batches, verbose=0)
+            probs, features = with_features(self.model).predict(batches, verbose=0)
             loss = weighted_bce(truth, probs, loss_weights)
             logs["val_loss"] = loss
             logs["val_auc_any"] = auc_or_nan(truth[:, ANY], probs[:, ANY])
@@ -103,6 +105,7 @@ def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_
             if loss < self.best:
                 self.best = loss
                 write_predictions(out, "val", ids, truth, probs)
+                write_features(out, "val", ids, features)
 
     return Monitor()
 

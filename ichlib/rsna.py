@@ -29,7 +29,7 @@ AIR_HU = -1000.0
 # Header tags the index needs; reading only these keeps the scan cheap.
 _INDEX_TAGS = [
     "SOPInstanceUID", "PatientID", "StudyInstanceUID", "SeriesInstanceUID",
-    "ImagePositionPatient", "Rows", "Columns", "Modality",
+    "ImagePositionPatient", "Rows", "Columns", "Modality", "NumberOfFrames",
 ]
 
 
@@ -58,11 +58,7 @@ def read_labels(csv_path: str | os.PathLike) -> pd.DataFrame:
         FileNotFoundError: the file does not exist.
     """
     csv_path = Path(csv_path)
-    raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    if list(raw.columns) != ["ID", "Label"]:
-        raise LabelError(f"{csv_path}: expected the header 'ID,Label', found {','.join(raw.columns)!r}")
-    line = pd.Series(np.arange(len(raw)) + 2, index=raw.index)  # line 1 is the header
-
+    raw, line = _label_rows(csv_path)
     parts = raw["ID"].str.extract(r"^(ID_[0-9a-fA-F]+)_([a-z_]+)$")
     bad = parts[0].isna()
     if bad.any():
@@ -87,7 +83,29 @@ def read_labels(csv_path: str | os.PathLike) -> pd.DataFrame:
         first = rows.iloc[0]
         lines = rows.loc[(rows.image == first.image) & (rows.subtype == first.subtype), "line"].tolist()
         raise LabelError(f"{csv_path}, lines {lines}: conflicting labels for {first.image}_{first.subtype}")
+    return _wide_labels(table, csv_path)
 
+
+def _label_rows(csv_path: Path) -> tuple[pd.DataFrame, pd.Series]:
+    """The file's (ID, Label) rows as text, blank lines left out, and each row's line number in the file."""
+    try:
+        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except FileNotFoundError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise LabelError(f"{csv_path}: empty file (expected the header 'ID,Label' and one row per image and label)") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise LabelError(f"{csv_path}: not a CSV text file ({type(exc).__name__}: {exc})") from None
+    if list(raw.columns) != ["ID", "Label"]:
+        raise LabelError(f"{csv_path}: expected the header 'ID,Label', found {','.join(map(str, raw.columns))!r}")
+    line = pd.Series(np.arange(len(raw)) + 2, index=raw.index)  # line 1 is the header; blank lines still count
+    blank = (raw["ID"].str.strip() == "") & (raw["Label"].str.strip() == "")
+    return raw[~blank], line[~blank]
+
+
+def _wide_labels(table: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    """One row per image, the six labels as columns; every image has all six, and `any` is set wherever a subtype
+    is (it is their union)."""
     wide = table.pivot(index="image", columns="subtype", values="label")
     wide = wide.reindex(columns=list(LABELS))
     missing = wide.isna()
@@ -97,6 +115,13 @@ def read_labels(csv_path: str | os.PathLike) -> pd.DataFrame:
         first_line = int(table.loc[table.image == image, "line"].min())
         raise LabelError(f"{csv_path}, line {first_line}: image {image} has no row for {', '.join(absent)}")
     wide = wide.astype(np.int8)
+    orphan = (wide[list(SUBTYPES)].max(axis=1) == 1) & (wide["any"] == 0)
+    if orphan.any():
+        image = orphan.idxmax()
+        subtype = next(s for s in SUBTYPES if wide.at[image, s] == 1)
+        row = table[(table.image == image) & (table.subtype == "any")].iloc[0]
+        raise LabelError(f"{csv_path}, line {row.line}: {image} has {subtype} = 1 but any = 0 "
+                         "(any is the union of the subtypes)")
     wide.index.name = "ID"
     wide.columns.name = None
     return wide
@@ -129,7 +154,8 @@ def _open(path: Path, **kwargs) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path, **kwargs)
     except InvalidDicomError as exc:
-        raise DicomError(f"{path}: not a DICOM file ({exc})") from exc
+        reason = str(exc).split(" Use force=True")[0].strip()  # pydicom's advice is for programmers, not users
+        raise DicomError(f"{path}: not a DICOM file ({reason})") from exc
     except FileNotFoundError:
         raise
     except Exception as exc:  # pydicom raises many kinds for a truncated or garbled header
@@ -267,6 +293,13 @@ def read_header(path: str | os.PathLike) -> dict:
     path = Path(path)
     ds = _open(path, stop_before_pixels=True, specific_tags=_INDEX_TAGS)
     _check_ct(ds, path)
+    frames = _first(ds.get("NumberOfFrames"), 1)
+    if frames != 1:
+        raise DicomError(f"{path}: a multi-frame (enhanced) CT, {frames:g} frames in one file; export the series "
+                         "as one file per slice (classic CT Image Storage), as RSNA's files are")
+    missing = [tag for tag in _INDEX_TAGS[:-1] if tag not in ds]
+    if missing:
+        raise DicomError(f"{path}: header lacks {', '.join(missing)}, needed to place the slice in its series")
     try:
         image_id = str(ds.SOPInstanceUID)
         ipp = ds.ImagePositionPatient
@@ -307,7 +340,7 @@ def index_dicoms(folder: str | os.PathLike, workers: int | None = None,
         series then z. ``failures`` lists ``(path, reason)`` for every file that could not be indexed, a second
         file with an image ID already seen among them; one bad file never stops the scan.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the console bar: tqdm.auto warns in a kernel without ipywidgets
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -6,6 +6,7 @@
         best.weights.h5    the weights of the best epoch by validation loss
         history.csv        per epoch (Keras' CSVLogger); steps.csv, curve.csv: per step (ichlib.monitor)
         predictions_val.csv, predictions_test.csv   ID, true_<label>, prob_<label>
+        features_val.npz, features_test.npz         each slice's pooled embedding (ichlib.sequence reads them)
         done.json          written last: the run is finished
 
 Every other module reads and writes these through this one, so a run's layout has one owner.
@@ -26,6 +27,7 @@ from .cache import MODES
 from .rsna import LABELS
 
 PREDICTIONS = "predictions_{split}.csv"
+FEATURES = "features_{split}.npz"
 
 
 VARIANTS = ("baseline", "optimised")
@@ -53,6 +55,7 @@ class RunSpec:
     lr_schedule: str = "constant"  # or "cosine": a 5% linear warm-up, then cosine decay to 0 at the last epoch
     epoch_images: int = 0  # images per training epoch (drawn afresh each epoch); 0: the whole training split
     crop: bool = False  # each slice cut to its head's box before resizing (ichlib.preprocess.head_box)
+    test_fraction: float = 0.10  # patients in the test split (validation keeps the paper's 9 %): the split is data
 
     @property
     def name(self) -> str:
@@ -79,6 +82,8 @@ class RunSpec:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
         if not 0 < self.bn_momentum < 1:
             raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
+        if not 0 < self.test_fraction < 0.9:
+            raise ValueError(f"test_fraction must be in (0, 0.9), got {self.test_fraction}")
 
 
 SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))
@@ -133,6 +138,21 @@ def load_predictions(folder: str | os.PathLike, split: str = "test") -> tuple[pd
     frame = pd.read_csv(Path(folder) / PREDICTIONS.format(split=split), index_col="ID")
     return (frame.index, frame[[f"true_{l}" for l in LABELS]].to_numpy(),
             frame[[f"prob_{l}" for l in LABELS]].to_numpy())
+
+
+def write_features(folder: str | os.PathLike, split: str, ids, features: np.ndarray) -> Path:
+    """One split's pooled embeddings (float16: they feed a series model, not a decision), atomically."""
+    path = Path(folder) / FEATURES.format(split=split)
+    tmp = path.with_name(path.name + ".part.npz")
+    np.savez(tmp, ids=np.asarray(list(ids), dtype=str), features=np.asarray(features, np.float16))
+    os.replace(tmp, path)
+    return path
+
+
+def load_features(folder: str | os.PathLike, split: str) -> tuple[pd.Index, np.ndarray]:
+    """(image IDs, embeddings (n, d) as float32) of a run's split; FileNotFoundError where none were saved."""
+    with np.load(Path(folder) / FEATURES.format(split=split)) as saved:
+        return pd.Index(saved["ids"], name="ID"), saved["features"].astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------- summary, models

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from . import ensemble
-from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, micro_roc, paired_bootstrap, per_label_auc,
-                      scores, weighted_log_loss)
+from .metrics import (_percentiles, auc_or_nan, bootstrap_ci, choose_thresholds, flags, micro_roc,
+                      paired_bootstrap, patient_weights, per_label_auc, scores, weighted_aucs, weighted_log_loss)
 from .paper import PAPER_SCORES, PAPER_TABLES, TABLE4_WINDOWED, TABLE5_ASIP, paper_key
-from .rsna import LABELS
+from .rsna import ANY, LABELS
 from .runs import load_predictions
 from .train import SPLITS
 
@@ -180,11 +180,14 @@ def headline(y_true, y_prob, thresholds, patients, n_boot: int = 1000, seed: int
 
     Returns ``{"labels": table, "RSNA log loss": (value, low, high)}``: per label, the AUC with its 95 %
     patient-bootstrap interval, accuracy / F1 / recall / precision at the given (validation) thresholds and the
-    number of positives; and the RSNA weighted log loss with its interval.
+    number of positives; and the RSNA weighted log loss with its interval. The decisions are the read-out's:
+    a subtype only where `any` is flagged (``ichlib.metrics.flags``), as the app reports them.
     """
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
-    table = scores(y_true, y_prob, thresholds).loc[list(LABELS)]
-    low, high = bootstrap_ci(y_true, y_prob, patients, lambda t, p: per_label_auc(t, p).to_numpy(), n_boot, seed)
+    table = scores(y_true, y_prob, thresholds, hierarchy=True).loc[list(LABELS)]
+    weights = patient_weights(patients, n_boot, seed)  # one set of draws for every label, vectorised
+    draws = np.stack([weighted_aucs(y_true[:, j], y_prob[:, j], weights) for j in range(len(LABELS))], axis=1)
+    low, high = _percentiles(draws, 0.95)
     at = table.columns.get_loc("AUC") + 1
     table.insert(at, "AUC 95% low", low)
     table.insert(at + 1, "AUC 95% high", high)
@@ -215,6 +218,20 @@ def validated_headline(val: Predictions, test: Predictions, p_val, p_test, index
     thresholds = choose_thresholds(y_val, p_val)
     result = headline(y_test, p_test, thresholds, patients, n_boot, seed)
     return {**result, "thresholds": thresholds, "units": len(units), "patients": len(set(patients))}
+
+
+def hierarchy_effect(y_val: np.ndarray, p_val: np.ndarray) -> pd.DataFrame:
+    """The label rule scored on validation, as the thresholds are: per label, F1 with each label decided alone
+    and with subtypes gated by `any` (``ichlib.metrics.flags``), the slices where a subtype would be flagged
+    without `any`, and the `any` AUC (the same either way: the rule changes decisions, not scores)."""
+    thresholds = choose_thresholds(y_val, p_val)
+    alone = scores(y_val, p_val, thresholds, hierarchy=False).loc[list(LABELS)]
+    gated = scores(y_val, p_val, thresholds, hierarchy=True).loc[list(LABELS)]
+    loose = flags(p_val, thresholds, hierarchy=False)
+    contradictions = loose & ~loose[:, [ANY]]
+    return pd.DataFrame({"threshold": thresholds, "F1 alone": alone["F1"], "F1 gated by any": gated["F1"],
+                         "slices flagged without any": contradictions.sum(axis=0), "AUC": alone["AUC"]},
+                        index=list(LABELS))
 
 
 def _pooled_auc(y, p) -> float:
@@ -372,6 +389,35 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
                      "95 % CI of A - B": "undefined" if r["verdict"] == "undefined"
                      else f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": r["verdict"]})
     return pd.DataFrame(rows)
+
+
+def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: pd.DataFrame, n: int = 1000,
+                   seed: int = 0) -> pd.DataFrame:
+    """Test `any` AUC of each candidate at slice and study level (a study's score is its highest slice's), each
+    with its patient-bootstrap 95 % interval, and the RSNA log loss at slice level: the light headline of a
+    comparison (one label, so it costs a fraction of :func:`validated_headline`)."""
+    j = LABELS.index("any")
+    patients = index.loc[list(test.ids), "patient"].to_numpy()
+    rows = []
+    for name, probs in candidates.items():
+        units, y_study, p_study = ensemble.study_level(test.ids, test.truth, probs, index["study"])
+        study_patients = index.drop_duplicates("study").set_index("study").loc[units, "patient"].to_numpy()
+        for level, (y, p, who) in {"slice": (test.truth, probs, patients),
+                                   "study": (y_study, p_study, study_patients)}.items():
+            low, high = bootstrap_ci(y[:, j], p[:, j], who, auc_or_nan, n, seed)
+            rows.append({"model": name, "level": level, "any AUC": auc_or_nan(y[:, j], p[:, j]), "95 % low": low,
+                         "95 % high": high, "units": len(y),
+                         "RSNA log loss": weighted_log_loss(test.truth, probs) if level == "slice" else np.nan})
+    return pd.DataFrame(rows).set_index(["model", "level"])
+
+
+def gain_over(truth: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, patients, gain: float,
+              label: str = "any", n: int = 1000, seed: int = 0) -> dict:
+    """Whether A beats B by at least ``gain`` in ``label`` AUC with the paired interval above zero: the
+    ``metrics.paired_bootstrap`` result with ``met`` added."""
+    j = LABELS.index(label)
+    r = paired_bootstrap(truth[:, j], prob_a[:, j], prob_b[:, j], patients, auc_or_nan, n, seed)
+    return {**r, "met": bool(r["difference"] >= gain and r["low"] > 0)}
 
 
 def comparison_pairs(runs: pd.DataFrame, test: Predictions, ensemble_probs: np.ndarray,

@@ -29,6 +29,11 @@ INFERENCE_BATCH = 64  # images per predict call: no gradients are kept, so a lar
 PAPER_FRACTIONS = (0.81, 0.09, 0.10)
 
 
+def split_fractions(test_fraction: float = PAPER_FRACTIONS[2]) -> tuple[float, float, float]:
+    """(train, validation, test) shares with the paper's 9 % validation and the given test share."""
+    return (round(1 - PAPER_FRACTIONS[1] - test_fraction, 6), PAPER_FRACTIONS[1], test_fraction)
+
+
 def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None = None,
                      fractions: tuple[float, float, float] = PAPER_FRACTIONS) -> pd.Series:
     """Assign every image to "train", "val" or "test" so that no patient is in two splits.
@@ -346,10 +351,14 @@ def fit(spec: RunSpec, model, cache, rows: dict, batches: dict, out: Path, verbo
 def predict_test(model, cache, rows: np.ndarray, batches, out: Path) -> float:
     """Predict the test split with the best weights and save it; returns seconds per image. (Validation was
     saved at its best epoch by the monitor.)"""
+    from .models import with_features
+
     start = time.perf_counter()
-    probs = model.predict(batches, verbose=0)
+    probs, features = with_features(model).predict(batches, verbose=0)
     seconds = (time.perf_counter() - start) / len(rows)
-    runs.write_predictions(out, "test", [cache.ids[i] for i in rows], cache.labels[rows], probs)
+    ids = [cache.ids[i] for i in rows]
+    runs.write_predictions(out, "test", ids, cache.labels[rows], probs)
+    runs.write_features(out, "test", ids, features)
     return seconds
 
 
@@ -383,7 +392,10 @@ def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, work
     from .metrics import per_label_auc, weighted_log_loss
 
     table, _ = store.index(src, workers=workers, progress=False)
-    split = split_by_patient(table, seed, src.labels())
+    shares = {spec.test_fraction for spec in specs}
+    if len(shares) > 1:
+        raise ValueError(f"runs of one book share one split; got test fractions {sorted(shares)}")
+    split = split_by_patient(table, seed, src.labels(), split_fractions(shares.pop() if shares else PAPER_FRACTIONS[2]))
     rows = []
     for i, spec in enumerate(specs, 1):
         data = store.run_cache(src, spec, windows, workers=workers)

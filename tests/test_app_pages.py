@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from ichlib.app import service  # noqa: E402
+
 APP = str(Path(__file__).resolve().parents[1] / "ichlib" / "app" / "pages.py")
 
 
@@ -56,14 +58,14 @@ def test_upload_good_and_bad_files(app_env):
     at = fresh()
     at.file_uploader(key="upload").set_value([("notes.txt", b"not a scan", "text/plain")]).run()
     at.button(key="analyse_upload").click().run()
-    assert "notes.txt" in " ".join(e.value for e in at.error)
+    assert service.literal("notes.txt") in " ".join(e.value for e in at.error)  # named, shown as typed
     at.file_uploader(key="upload").set_value(good + [("notes.txt", b"not a scan", "text/plain")]).run()
     at.button(key="analyse_upload").click().run()
     assert not at.exception, at.exception
     assert at.sidebar.radio(key="page").value == "Analysis"
     assert len(at.session_state["series"].slices) == len(good)
     assert at.session_state["series"].rejected[0][0] == "notes.txt"
-    assert "notes.txt" in " ".join(w.value for w in at.warning)  # said on the analysis page
+    assert service.literal("notes.txt") in " ".join(w.value for w in at.warning)  # said on the analysis page
 
 
 @pytest.mark.slow
@@ -72,3 +74,19 @@ def test_about_shows_the_models_and_the_limits(app_env):
     at.sidebar.radio(key="page").set_value("About").run()
     assert "not a medical device" in texts(at)
     assert at.dataframe and "synthetic phantom" in set(at.dataframe[0].value["trained on"])
+
+
+@pytest.mark.slow
+def test_a_one_slice_upload_with_a_markdown_name_beside_it(app_env):
+    index = app_env["index"]
+    path = Path(index["path"].iloc[0])
+    name = "**x** [click](https://evil.example).dcm"
+    at = fresh()
+    at.file_uploader(key="upload").set_value([("one.dcm", path.read_bytes(), "application/dicom"),
+                                              (name, b"not a scan", "text/plain")]).run()
+    at.button(key="analyse_upload").click().run()
+    assert not at.exception, at.exception
+    assert at.sidebar.radio(key="page").value == "Analysis"
+    assert "One slice in this series" in texts(at)
+    warning = " ".join(w.value for w in at.warning)
+    assert r"\*\*x\*\* \[click\]\(https\://evil\.example\)\.dcm" in warning  # escaped: shown as typed

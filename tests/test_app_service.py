@@ -96,3 +96,106 @@ def test_a_study_is_analysed_with_one_model_and_its_heatmap_drawn(app_data):
 def test_available_runs_lists_finished_runs(app_data):
     runs = service.available_runs(app_data["root"] / "runs")
     assert list(runs["folder"]) == [str(app_data["run"])] and runs["arch"].iloc[0] == "resnet50"
+
+
+# ----------------------------------------------------------------------------- what a hostile upload finds
+def uploads_left(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_a_slice_cut_short_after_its_header_is_left_out_at_receive(app_data, tmp_path):
+    files, _ = study_files(app_data)
+    name, content = files[0]
+    cut = (name, content[: len(content) - 3000])  # the header whole, the pixels short
+    series = service.receive([cut, *files[1:]], tmp_path / "uploads")
+    assert len(series.slices) == len(files) - 1
+    assert series.rejected[0][0] == name and "pixel data" in series.rejected[0][1]
+    service.analyse(series, [app_data["run"]])  # the rest analyses
+
+
+def test_the_same_slice_twice_is_analysed_once_and_the_copy_named(app_data, tmp_path):
+    files, _ = study_files(app_data)
+    twice = [*files, ("copy of " + files[0][0], files[0][1])]
+    series = service.receive(twice, tmp_path / "uploads")
+    assert len(series.slices) == len(files) and series.slices["ID"].is_unique
+    [(name, reason)] = series.rejected
+    assert name == "copy of " + files[0][0]
+    assert "the same slice" in reason and reason.endswith(f"as {files[0][0]}")
+
+
+def test_a_refused_upload_leaves_nothing_and_old_uploads_are_purged(app_data, tmp_path):
+    root = tmp_path / "uploads"
+    with pytest.raises(service.InputError):
+        service.receive([("notes.txt", b"not a scan")], root)
+    first, _ = study_files(app_data, app_data["index"]["study"].unique()[0])
+    second, _ = study_files(app_data, app_data["index"]["study"].unique()[1])
+    with pytest.raises(service.InputError, match="2 series"):
+        service.receive(first + second, root)
+    assert uploads_left(root) == []
+    kept = service.receive(first, root)
+    assert len(uploads_left(root)) == len(first)
+    assert service.purge_uploads(root, older_than_min=60) == 0  # young: kept while it is shown
+    assert service.purge_uploads(root, older_than_min=0) == 1 and uploads_left(root) == []
+    again = service.receive(first, root)
+    service.discard(again)
+    assert uploads_left(root) == [] and kept.upload is not None
+
+
+def test_tiny_multiframe_and_non_dicom_files_are_refused_with_one_clear_line(tmp_path):
+    tiny = write_dicom(tmp_path / "tiny.dcm", np.zeros((16, 16), np.int16))
+    big = write_dicom(tmp_path / "ok.dcm", np.zeros((64, 64), np.int16), image_id="ID_0a1b2c3d5", z=1.0)
+    frames = write_dicom(tmp_path / "frames.dcm", np.zeros((64, 64), np.int16), image_id="ID_0a1b2c3d6",
+                         NumberOfFrames=2, ImagePositionPatient=None)
+    files = [(p.name, p.read_bytes()) for p in (tiny, big, frames)] + [("notes.txt", b"hello")]
+    series = service.receive(files, tmp_path / "uploads")
+    reasons = dict(series.rejected)
+    assert list(series.slices["name"]) == ["ok.dcm"]
+    assert "16 x 16 pixels, too small" in reasons["tiny.dcm"]
+    assert "multi-frame" in reasons["frames.dcm"] and "AttributeError" not in reasons["frames.dcm"]
+    assert "not a DICOM file" in reasons["notes.txt"] and "force=True" not in reasons["notes.txt"]
+    assert all("\n" not in reason for reason in reasons.values())
+
+
+def test_file_names_are_shown_as_literal_text():
+    shown = service.literal("**x** [click](https://evil.example).dcm")
+    assert shown == r"\*\*x\*\* \[click\]\(https\://evil\.example\)\.dcm"
+    assert service.literal("a\nb") == "a b" and service.literal("plain") == "plain"
+
+
+def test_no_subtype_is_flagged_where_any_is_not(app_data):
+    from ichlib import runs, tables
+
+    report = service.Report(["a", "b"], np.array([0.0, 1.0]),
+                            np.array([[0.2, 0.0, 0.0, 0.0, 0.9, 0.0], [0.9, 0.0, 0.0, 0.0, 0.9, 0.0]]),
+                            np.array([0.5, 0.5, 0.5, 0.5, 0.1, 0.5]), ["m"], 0.1, {})
+    assert report.flagged.loc["a"].tolist() == [False] * 6
+    assert report.flagged.loc["b", "subarachnoid"] and report.study_flagged["subarachnoid"]
+    _, truth, probs = runs.load_predictions(app_data["run"], "val")
+    effect = tables.hierarchy_effect(truth, probs)
+    from ichlib.metrics import per_label_auc
+
+    assert effect.at["any", "AUC"] == pytest.approx(per_label_auc(truth, probs)["any"])  # no `any` AUC lost
+    assert effect.at["any", "F1 alone"] == effect.at["any", "F1 gated by any"]
+
+
+@pytest.mark.slow
+def test_a_series_model_is_offered_for_its_runs_and_reads_the_series(app_data, monkeypatch, tmp_path):
+    from ichlib import runs, sequence
+
+    monkeypatch.setenv("ICHBOOK_DATA", str(app_data["root"]))
+    folder = app_data["run"]
+    assert service.series_model_for([folder]) is None
+    series = service.cohort_series(app_data["index"], app_data["index"]["study"].iloc[0])
+    with pytest.raises(service.InputError, match="no series model"):
+        service.analyse_series(series, [folder])
+    ids, features = runs.load_features(folder, "val")
+    _, truth, probs = runs.load_predictions(folder, "val")
+    chunks = [(features[:10], truth[:10]), (features[10:], truth[10:])]
+    model = sequence.fit(chunks, chunks, seed=0, units=8, epochs=2)
+    sequence.save(model, app_data["root"] / "series" / "test" / "m", [folder], validation=(ids, truth, probs))
+    assert service.series_model_for([folder]) is not None
+    report = service.analyse_series(series, [folder])
+    assert report.probs.shape == (len(series.slices), 6) and report.models[-1] == "series model"
+    import shutil
+
+    shutil.rmtree(app_data["root"] / "series")  # the session's shared data folder, as it was

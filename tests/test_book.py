@@ -115,11 +115,48 @@ def test_only_runs_one_chapter_and_checks_before_running(mini_book):
     assert "| 01_ok | tiny |" in (mini_book / "book" / "generated" / "timings.md").read_text()
 
 
+def test_a_chapter_runs_quietly_its_kernel_over_local_sockets(mini_book, capfd):
+    """The console shows the runner's lines, not the kernel's TCP warning (the kernel talks over IPC)."""
+    lines = []
+    (mini_book / "book" / "chapters").mkdir(parents=True)  # 02 counts as run: only 01 runs
+    shutil.copy(mini_book / "notebooks" / "02_fails.ipynb", mini_book / "book" / "chapters" / "02_fails.ipynb")
+    run("tiny", only=["01_ok"], root=mini_book, build_html=False, log=lines.append)
+    out, err = capfd.readouterr()
+    assert "without encryption" not in out + err and "WARNING" not in err
+    assert any("01_ok" in line for line in lines)
+
+
 def test_cli_rejects_a_bad_parameter_before_running():
     result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--profile", "smoke", "-p", "imge_size", "96"],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
     assert "imge_size" in result.stderr and "running" not in result.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-p", "image_size", "[64"], "-p image_size '[64': not a value YAML can read"),
+    (["-p", "image_size", "0"], "parameter image_size (-p): 0 is not allowed; expected at least 32"),
+    (["-p", "data_dir", "/nowhere/rsna"], "parameter data_dir (-p): '/nowhere/rsna' is not allowed"),
+    (["-p", "studies", "-1"], "parameter studies (-p): -1 is not allowed"),
+    (["--params", "/nowhere/params.yaml"], "--params /nowhere/params.yaml: cannot be read"),
+])
+def test_cli_refuses_bad_values_in_one_line_before_anything_runs(args, needle, tmp_path):
+    env = {**os.environ, "ICHBOOK_DATA": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--profile", "smoke", *args],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]  # one line
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))  # nothing made
+
+
+def test_cli_refuses_malformed_yaml_in_a_params_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("image_size: [64\n")
+    result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--params", str(bad)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"--params {bad}: not valid YAML" in result.stderr
 
 
 def test_timings_table_totals():
@@ -140,6 +177,8 @@ def test_whole_book_on_the_smoke_profile_builds_without_warnings(tmp_path, monke
         page = (html / "book" / "chapters" / f"{chapter.name}.html").read_text()
         assert "<img" in page, f"{chapter.name} has no figure"
         assert "Traceback" not in page
+        assert str(ROOT) not in page and str(tmp_path) not in page, f"{chapter.name} shows this machine's paths"
+        assert "Warning:" not in page, f"{chapter.name} shows a warning"
 
 
 def test_figures_stay_inline_when_the_environment_forces_a_backend(tmp_path, monkeypatch):

@@ -47,3 +47,16 @@ def test_learning_curves_draw_every_step_and_every_validation_point(tmp_path):
     labels = [t.get_text() for t in axes[1, 1].get_legend().get_texts()]
     assert "densenet121 baseline" in labels and "whole validation split" in labels
     plt.close(fig)
+
+
+def test_series_figure_draws_one_line_per_model_and_shades_the_positive_slices():
+    truth = np.array([0, 0, 1, 1, 0])
+    fig = figures.series_figure(np.arange(5) * 5.0, truth, {"slice model": np.array([0.1, 0.2, 0.7, 0.4, 0.1]),
+                                                         "series model": np.array([0.1, 0.3, 0.9, 0.8, 0.2])})
+    ax = fig.axes[0]
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 5]
+    assert [line.get_label() for line in lines] == ["slice model", "series model"]
+    assert list(lines[1].get_ydata()) == [0.1, 0.3, 0.9, 0.8, 0.2]
+    assert len(ax.patches) == 2  # the two positive slices
+    assert ax.get_ylabel() == "p(any)"
+    plt.close(fig)

@@ -149,3 +149,21 @@ def test_auc_is_undefined_with_one_class():
 
     assert np.isnan(auc_or_nan(np.zeros(4), np.arange(4.0)))
     assert auc_or_nan(np.array([0, 0, 1, 1]), np.arange(4.0)) == 1.0
+
+
+def test_vectorised_bootstrap_aucs_equal_the_loop_over_the_same_draws():
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.metrics import auc_or_nan, bootstrap_aucs, bootstrap_ci, patient_draws
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    score = np.round(rng.random(300) * 20) / 20 + 0.3 * y  # many ties
+    patients = [f"p{i // 7}" for i in range(300)]
+    loop = [roc_auc_score(y[pick], score[pick]) if len(set(y[pick])) == 2 else np.nan
+            for pick in patient_draws(patients, 50, 4)]
+    np.testing.assert_allclose(bootstrap_aucs(y, score, patients, 50, 4), loop, atol=1e-12)
+    single = np.r_[np.ones(7), np.zeros(293)].astype(int)  # one positive patient: some draws miss it
+    assert np.isnan(bootstrap_aucs(single, score, patients, 50, 4)).any()
+    low, high = bootstrap_ci(y, score, patients, auc_or_nan, 200, 0)
+    assert low < auc_or_nan(y, score) < high

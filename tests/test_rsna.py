@@ -65,6 +65,49 @@ def test_read_labels_wrong_header(tmp_path):
         read_labels(path)
 
 
+@pytest.mark.parametrize("content, needle", [(b"", "empty file"), (bytes(range(256)) * 4, "not a CSV text file")])
+def test_read_labels_empty_or_binary_file_names_the_file(tmp_path, content, needle):
+    path = tmp_path / "stage_2_train.csv"
+    path.write_bytes(content)
+    with pytest.raises(LabelError, match=needle) as err:
+        read_labels(path)
+    assert str(path) in str(err.value)
+
+
+def test_read_labels_counts_blank_lines_in_its_line_numbers(tmp_path):
+    path = tmp_path / "stage_2_train.csv"
+    rows = [f"ID_00aa_{name},0" for name in KAGGLE_ORDER]
+    path.write_text("ID,Label\n" + "\n".join(rows[:3]) + "\n\n\n" + "\n".join(rows[3:]) + "\nID_00zz_any,0\n")
+    with pytest.raises(LabelError, match="line 10: malformed ID 'ID_00zz_any'"):
+        read_labels(path)
+    path.write_text("ID,Label\n\n" + "\n".join(rows) + "\n\n")
+    assert read_labels(path).loc["ID_00aa"].sum() == 0  # blank lines alone are no error
+
+
+def test_read_labels_refuses_a_subtype_without_any(tmp_path):
+    path = labels_csv(tmp_path, {"ID_00aa": {"any": 1, "subdural": 1}, "ID_00bb": {"subarachnoid": 1}})
+    with pytest.raises(LabelError, match=r"line 13: ID_00bb has subarachnoid = 1 but any = 0"):
+        read_labels(path)
+
+
+def test_a_multi_frame_ct_is_refused_by_name_not_by_a_missing_attribute(tmp_path):
+    from ichlib.rsna import read_header
+
+    path = write_dicom(tmp_path / "enhanced.dcm", np.zeros((4, 4), np.int16), NumberOfFrames=3,
+                       ImagePositionPatient=None)
+    with pytest.raises(DicomError, match="multi-frame .*3 frames") as err:
+        read_header(path)
+    assert "AttributeError" not in str(err.value)
+    path = write_dicom(tmp_path / "noplace.dcm", np.zeros((4, 4), np.int16), ImagePositionPatient=None)
+    with pytest.raises(DicomError, match="lacks ImagePositionPatient"):
+        read_header(path)
+    text = tmp_path / "notes.dcm"
+    text.write_text("hello")
+    with pytest.raises(DicomError, match="not a DICOM file") as err:
+        read_header(text)
+    assert "force=True" not in str(err.value)
+
+
 # ------------------------------------------------------------------------------------------------ HU
 def test_read_hu_unsigned_with_intercept(ct_file):
     stored = np.array([[1024, 0], [1064, 2524]], np.uint16)

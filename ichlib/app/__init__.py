@@ -15,11 +15,18 @@ from pathlib import Path
 PAGES_SCRIPT = Path(__file__).with_name("pages.py")
 
 
+LOCALHOST = "127.0.0.1"
+
+
 def app_command(streamlit_args: list[str]) -> list[str]:
-    """The command that serves the reader app: offline, no usage statistics, the upload limit of
-    ``service.MAX_TOTAL_MB``; options given after ``app`` (Streamlit's own, e.g. ``--server.port 8600``) win."""
+    """The command that serves the reader app: on this machine only (127.0.0.1: its history holds patient IDs
+    and it has no login), offline, no usage statistics, the upload limit of ``service.MAX_TOTAL_MB``. Options
+    given after ``app`` (Streamlit's own, e.g. ``--server.port 8600``, or ``--server.address 0.0.0.0`` to serve
+    other machines, deliberately) win."""
     from .service import MAX_TOTAL_MB
 
-    defaults = ["--server.headless", "true", "--browser.gatherUsageStats", "false",
-                "--server.maxUploadSize", str(MAX_TOTAL_MB), "--client.toolbarMode", "viewer"]
-    return [sys.executable, "-m", "streamlit", "run", str(PAGES_SCRIPT), *defaults, *streamlit_args]
+    defaults = {"--server.address": LOCALHOST, "--server.headless": "true", "--browser.gatherUsageStats": "false",
+                "--server.maxUploadSize": str(MAX_TOTAL_MB), "--client.toolbarMode": "viewer"}
+    given = {arg.split("=")[0] for arg in streamlit_args if arg.startswith("--")}
+    kept = [item for option, value in defaults.items() if option not in given for item in (option, value)]
+    return [sys.executable, "-m", "streamlit", "run", str(PAGES_SCRIPT), *kept, *streamlit_args]

@@ -135,8 +135,31 @@ def walkthrough(url: str, out_dir: str | Path, timeout: float = 120) -> dict[str
     return shots
 
 
+def upload(url: str, files: list[str | Path], out_dir: str | Path, timeout: float = 120) -> str:
+    """Upload files on the Start page, analyse them, and return the Analysis page's HTML (a screenshot of it is
+    kept in ``out_dir`` as ``app_upload.png``); raises if no analysis appears in time."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = _driver()
+    wait = WebDriverWait(browser, timeout)
+    try:
+        browser.get(url)
+        chooser = wait.until(seen.presence_of_element_located((By.XPATH, "//input[@type='file']")))
+        chooser.send_keys("\n".join(str(Path(f).resolve()) for f in files))
+        wait.until(seen.element_to_be_clickable((By.XPATH, "//button[.//*[text()='Analyse the upload']]"))).click()
+        wait.until(seen.presence_of_element_located((By.XPATH, "//*[contains(text(), 'analysed in')]")))
+        wait.until(seen.presence_of_element_located((By.XPATH, "//img")))
+        time.sleep(1.0)
+        return browser.page_source
+    finally:
+        browser.save_screenshot(str(Path(out_dir) / "app_upload.png"))
+        browser.quit()
+
+
 if __name__ == "__main__":  # python -m ichlib.app.browser OUT_DIR: screenshots of the app on this machine's data
-    from .store import data_root
+    from ..store import data_root
 
     with serve(data_root()) as address:
         print(walkthrough(address, sys.argv[1] if len(sys.argv) > 1 else "app_screenshots"))

@@ -49,8 +49,15 @@ def _local_studies() -> dict[str, pd.DataFrame]:
 
 
 def _analyse(series: service.Series, folders: list[str]) -> None:
-    with st.spinner(f"Analysing {len(series.slices)} slices with {len(folders)} model(s)..."):
-        report = service.analyse(series, folders)
+    read = service.analyse_series if st.session_state.get("whole_series") else service.analyse
+    try:
+        with st.spinner(f"Analysing {len(series.slices)} slices with {len(folders)} model(s)..."):
+            report = read(series, folders)
+    except service.InputError as exc:
+        service.discard(series)
+        st.error(service.literal(str(exc)))
+        return
+    service.discard(st.session_state.get("series"))  # the previous upload is no longer shown: its files go
     st.session_state.update(series=series, report=report, folders=folders,
                             report_id=_history().add(report), goto="Analysis")
     st.rerun()
@@ -58,6 +65,7 @@ def _analyse(series: service.Series, folders: list[str]) -> None:
 
 def start_page() -> None:
     st.header("Start")
+    service.purge_uploads(APP_DIR / "uploads")
     runs = _runs()
     if runs.empty:
         st.warning("No trained model yet: build the book first (`make book`), which trains them.")
@@ -65,6 +73,11 @@ def start_page() -> None:
     chosen = st.multiselect("Model(s): one, or several averaged", list(runs["label"]), default=list(runs["label"][:1]),
                             key="models")
     folders = list(runs.set_index("label").loc[chosen, "folder"]) if chosen else []
+    if service.series_model_for(folders) is not None:
+        st.checkbox("Read the whole series (the series model trained on these models' features)", value=False,
+                    key="whole_series")
+    else:
+        st.session_state["whole_series"] = False
     left, right = st.columns(2)
     with left:
         st.subheader("Upload a series")
@@ -73,7 +86,7 @@ def start_page() -> None:
             try:
                 series = service.receive([(f.name, f.getvalue()) for f in files], APP_DIR / "uploads")
             except service.InputError as exc:
-                st.error(str(exc))
+                st.error(service.literal(str(exc)))
                 return
             _analyse(series, folders)
     with right:
@@ -91,7 +104,7 @@ def start_page() -> None:
             try:
                 series = service.cohort_series(index, study)
             except service.InputError as exc:
-                st.error(str(exc))
+                st.error(service.literal(str(exc)))
                 return
             _analyse(series, folders)
 
@@ -106,16 +119,20 @@ def analysis_page() -> None:
     st.caption(f"{len(report.ids)} slices, {len(report.models)} model(s), analysed in {report.seconds:.1f} s. "
                "Research software trained on synthetic data: not for diagnosis.")
     for name, reason in series.rejected:
-        st.warning(f"Left out {name}: {reason}")
+        st.warning(f"Left out {service.literal(name)}: {service.literal(reason)}")
     st.table(pd.DataFrame({"value": report.details}).rename_axis("detail"))
     study = pd.DataFrame({"probability": report.study_probs, "threshold": report.thresholds,
-                          "slices flagged": report.flagged.sum(axis=0)})
-    study["positive"] = study["probability"] >= study["threshold"]
+                          "slices flagged": report.flagged.sum(axis=0), "positive": report.study_flagged})
+    st.caption("A subtype is flagged only where `any` is (`any` is the union of the subtypes).")
     st.subheader("Study")
     st.dataframe(study.style.format({"probability": "{:.3f}", "threshold": "{:.3f}"}), key="study_table")
     st.subheader("Slice viewer")
-    position = st.slider("Slice (ordered by z)", 1, len(report.ids), int(report.probs[:, ANY].argmax()) + 1,
-                         key="slice") - 1
+    if len(report.ids) > 1:
+        position = st.slider("Slice (ordered by z)", 1, len(report.ids), int(report.probs[:, ANY].argmax()) + 1,
+                             key="slice") - 1
+    else:  # a slider needs two positions
+        position = 0
+        st.caption("One slice in this series.")
     win = st.selectbox("Window", list(PRESETS), index=list(PRESETS).index("brain"), key="window")
     label = st.selectbox("Grad-CAM label", list(LABELS), key="label")
     show_cam = st.checkbox("Grad-CAM overlay", value=True, key="cam")

@@ -7,6 +7,9 @@ never used as a path.
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,14 +20,18 @@ import pandas as pd
 
 from .. import runs
 from ..cache import BRAIN_CHANNEL, series_images
-from ..metrics import choose_thresholds, per_label_auc
+from ..metrics import choose_thresholds, flags, per_label_auc
 from ..preprocess import PAPER_WINDOWS
-from ..rsna import LABELS, DicomError, lenient_uids, read_header
+from ..rsna import LABELS, DicomError, lenient_uids, read_header, read_hu
 from ..train import INFERENCE_BATCH
 
 MAX_FILE_MB = 20      # one CT slice is ~0.5 MB; anything far larger is not one
 MAX_TOTAL_MB = 400    # a whole series
 MAX_FILES = 1000
+MIN_SIDE = 64         # px: a head CT slice is 512 (sometimes 256-768); far smaller is a thumbnail or a scout
+# Uploads are patient data: an upload refused is deleted at once, an analysed one when the session moves on to
+# another series or, at the latest, this many minutes after it arrived (ICHBOOK_UPLOAD_RETENTION_MIN).
+UPLOAD_RETENTION_MIN = float(os.environ.get("ICHBOOK_UPLOAD_RETENTION_MIN", 60))
 
 # Tags shown on the analysis page (and nothing else is read from the files about the patient).
 DETAIL_TAGS = {"PatientID": "patient ID", "PatientSex": "sex", "PatientAge": "age", "StudyDate": "study date",
@@ -44,6 +51,7 @@ class Series:
     details: dict
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason), files left out
     prepared: dict = field(default_factory=dict, repr=False)  # network inputs per (run, windows), made once
+    upload: Path | None = None  # the folder of an uploaded series (None: a local data set, never deleted)
 
     @property
     def study(self) -> str:
@@ -69,8 +77,14 @@ class Report:
 
     @property
     def flagged(self) -> pd.DataFrame:
-        """Slices at or above the threshold, per label (bool, slices x 6)."""
-        return pd.DataFrame(self.probs >= self.thresholds, index=self.ids, columns=list(LABELS))
+        """Slices flagged per label (bool, slices x 6): at or above the threshold, a subtype only where `any` is
+        flagged too (``ichlib.metrics.flags``)."""
+        return pd.DataFrame(flags(self.probs, self.thresholds), index=self.ids, columns=list(LABELS))
+
+    @property
+    def study_flagged(self) -> pd.Series:
+        """The study's flags, by the same rule, from its highest slice per label."""
+        return pd.Series(flags(self.study_probs.to_numpy()[None], self.thresholds)[0], index=list(LABELS))
 
     def table(self) -> pd.DataFrame:
         """Per slice: z and the six probabilities."""
@@ -90,15 +104,42 @@ def _details(path: str | Path) -> dict:
 def receive(files: list[tuple[str, bytes]], upload_dir: str | Path) -> Series:
     """Check uploaded files and keep those that form one CT series.
 
+    Every file is read whole here, header and pixels, so a file that would fail later is left out now.
+
     Args:
         files: (name the user gave, content) per file.
         upload_dir: the app's folder for uploads; each call writes one new sub-folder of numbered files.
 
     Raises:
         InputError: no file, too many or too large files, no readable CT slice, or slices of several series;
-            the message names the files. Files that are not CT DICOM (not DICOM, truncated, another modality)
-            are left out and listed in ``Series.rejected`` when others remain.
+            the message names the files, and nothing of the upload is kept. Files that cannot be analysed (not
+            DICOM, truncated header or pixels, another modality, multi-frame, too small, a second copy of a
+            slice) are left out and listed in ``Series.rejected`` when others remain.
     """
+    _check_sizes(files)
+    folder = Path(upload_dir) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        rows, rejected = _read_files(files, folder)
+        if not rows:
+            reasons = "; ".join(f"{reason}" for _, reason in rejected[:5])
+            raise InputError(f"none of the {len(files)} file(s) is a readable CT slice: {reasons}")
+        slices = pd.DataFrame(rows)
+        series = slices["series"].unique()
+        if len(series) > 1:
+            first = slices[slices["series"] == series[0]]["name"].iloc[0]
+            other = slices[slices["series"] == series[1]]["name"].iloc[0]
+            raise InputError(f"the files hold {len(series)} series (e.g. {first} and {other}): upload one series "
+                             "at a time")
+        received = _series(slices, rejected)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing behind
+        raise
+    received.upload = folder
+    return received
+
+
+def _check_sizes(files: list[tuple[str, bytes]]) -> None:
     if not files:
         raise InputError("no file was given")
     if len(files) > MAX_FILES:
@@ -109,27 +150,54 @@ def receive(files: list[tuple[str, bytes]], upload_dir: str | Path) -> Series:
     total = sum(len(content) for _, content in files)
     if total > MAX_TOTAL_MB * 2**20:
         raise InputError(f"{total / 2**20:.0f} MB in all: at most {MAX_TOTAL_MB} MB per series")
-    folder = Path(upload_dir) / uuid.uuid4().hex
-    folder.mkdir(parents=True)
-    rows, rejected = [], []
+
+
+def _read_files(files: list[tuple[str, bytes]], folder: Path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Write each file under a name of ours and read it whole: (readable slices, (name, reason) of the others)."""
+    rows, rejected, seen = [], [], {}
     for k, (name, content) in enumerate(files):
         path = folder / f"{k:05d}.dcm"  # our name, never the user's
         path.write_bytes(content)
         try:
-            rows.append({**read_header(path), "name": name})
+            header = read_header(path)
+            if min(header["rows"], header["columns"]) < MIN_SIDE:
+                raise DicomError(f"{path}: {header['rows']} x {header['columns']} pixels, too small for a head CT "
+                                 f"slice (at least {MIN_SIDE} a side)")
+            if header["ID"] in seen:
+                raise DicomError(f"{path}: the same slice (SOP instance {header['ID']}) as {seen[header['ID']]}")
+            read_hu(path)  # the pixels too: a file cut short after its header fails here, not in the analysis
         except (DicomError, OSError) as exc:
             rejected.append((name, str(exc).replace(str(path), name)))
             path.unlink()
-    if not rows:
-        reasons = "; ".join(f"{reason}" for _, reason in rejected[:5])
-        raise InputError(f"none of the {len(files)} file(s) is a readable CT slice: {reasons}")
-    slices = pd.DataFrame(rows)
-    series = slices["series"].unique()
-    if len(series) > 1:
-        first = slices[slices["series"] == series[0]]["name"].iloc[0]
-        other = slices[slices["series"] == series[1]]["name"].iloc[0]
-        raise InputError(f"the files hold {len(series)} series (e.g. {first} and {other}): upload one series at a time")
-    return _series(slices, rejected)
+            continue
+        seen[header["ID"]] = name
+        rows.append({**header, "name": name})
+    return rows, rejected
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def literal(text: str) -> str:
+    """Text that Streamlit's Markdown shows as typed: a file name like ``**x** [click](https://a.b).dcm`` is
+    neither bold nor a link (every Markdown character escaped, line breaks made spaces)."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def discard(series: Series | None) -> None:
+    """Delete an uploaded series' files (a local data set's are never touched)."""
+    if series is not None and series.upload is not None:
+        shutil.rmtree(series.upload, ignore_errors=True)
+
+
+def purge_uploads(upload_dir: str | Path, older_than_min: float = UPLOAD_RETENTION_MIN) -> int:
+    """Delete upload folders older than the retention; returns how many were deleted."""
+    root, cutoff, deleted = Path(upload_dir), time.time() - older_than_min * 60, 0
+    for folder in root.glob("*") if root.exists() else []:
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            deleted += 1
+    return deleted
 
 
 def _series(slices: pd.DataFrame, rejected: list) -> Series:
@@ -199,6 +267,43 @@ def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
         name = series.slices.set_index("path").at[path, "name"]
         raise InputError(f"{name}: its pixels cannot be read ({reason.replace(path, name)})")
     return np.stack([image for _, image, _ in done])
+
+
+def series_model_for(folders: list) -> Path | None:
+    """The folder of a series model (``ichlib.sequence``, trained by the book's series chapter) that reads
+    exactly these runs' features, if there is one."""
+    from ..sequence import find
+    from ..store import data_root
+
+    return find(data_root() / "series", [str(f) for f in folders]) if folders else None
+
+
+def analyse_series(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Report:
+    """As :func:`analyse`, but read by the series model of these runs: each slice's embedding from every run,
+    side by side, through the bidirectional GRU; thresholds from the series model's validation predictions."""
+    from .. import sequence
+    from ..models import with_features
+
+    found = series_model_for(folders)
+    if found is None:
+        raise InputError("no series model was trained for these models (the book's series chapter trains them)")
+    start = time.perf_counter()
+    features = [with_features(model(f)).predict(inputs(series, f, windows).astype(np.float32),
+                                                batch_size=INFERENCE_BATCH, verbose=0)[1] for f in folders]
+    probs = sequence.predict(_series_model(found), [np.concatenate(features, axis=1)])[0]
+    _, truth, val_probs = runs.load_predictions(found, "val")
+    return Report(list(series.slices["ID"]), series.slices["z"].to_numpy(), probs,
+                  choose_thresholds(truth, val_probs), [Path(f).name for f in folders] + ["series model"],
+                  time.perf_counter() - start, series.details)
+
+
+def _series_model(folder: Path):
+    key = f"series:{Path(folder).resolve()}"
+    if key not in _MODELS:
+        from ..sequence import load
+
+        _MODELS[key] = load(folder)
+    return _MODELS[key]
 
 
 def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Report:

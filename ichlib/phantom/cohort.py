@@ -334,7 +334,7 @@ def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matri
 
 def _write_studies(plan: list[dict], out: Path, subslices: int, workers: int | None, progress: bool) -> list[dict]:
     """Render and write every planned study (in processes); their records, in plan order."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the console bar: tqdm.auto warns in a kernel without ipywidgets
 
     n = len(plan)
     workers = max(1, min(workers or os.cpu_count() or 1, n))
