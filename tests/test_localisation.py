@@ -67,3 +67,13 @@ def test_bleed_sizes_at_the_input_fall_in_their_bands():
     assert input_area(mask, 64) == pytest.approx(4.0)
     assert [size_band(a) for a in (0.5, 3.9, 4.0, 15.0, 64.0, 900)] == \
         ["0-4 px", "0-4 px", "4-16 px", "4-16 px", ">= 64 px", ">= 64 px"]
+
+
+def test_sample_slices_keeps_order_and_all_when_few():
+    from ichlib.localisation import sample_slices
+
+    ids = [f"ID_{i}" for i in range(50)]
+    picked = sample_slices(ids, 10, seed=1)
+    assert len(picked) == 10 == len(set(picked)) and picked == sorted(picked, key=ids.index)
+    assert picked == sample_slices(ids, 10, seed=1) != sample_slices(ids, 10, seed=2)
+    assert sample_slices(ids, 0) == ids and sample_slices(ids, 99) == ids
