@@ -60,3 +60,37 @@ def test_series_figure_draws_one_line_per_model_and_shades_the_positive_slices()
     assert len(ax.patches) == 2  # the two positive slices
     assert ax.get_ylabel() == "p(any)"
     plt.close(fig)
+
+
+def test_roc_figure_draws_each_curve_with_its_auc_and_names_an_undefined_one():
+    curves = {"model A": (np.array([0, 0.2, 1]), np.array([0, 0.8, 1]), 0.8), "model B": None}
+    fig = figures.roc_figure({"test slices": curves, "test studies": {"model A": curves["model A"]}}, "ROC")
+    left, right = fig.axes[:2]
+    assert left.get_title() == "test slices" and right.get_title() == "test studies"
+    labels = [t.get_text() for t in left.get_legend().get_texts()]
+    assert labels == ["model A, AUC=0.800", "model B: undefined (one class)"]
+    drawn = [line for line in left.get_lines() if line.get_label() == "model A, AUC=0.800"][0]
+    assert list(drawn.get_ydata()) == [0, 0.8, 1] and left.get_xlabel() == "false positive rate"
+    assert fig._suptitle.get_text() == "ROC"
+    plt.close(fig)
+
+
+def test_gradcam_grid_lays_out_rows_of_overlays_with_titles_and_one_colour_bar_per_row():
+    image = np.zeros((16, 16))
+    heat = np.zeros((16, 16))
+    heat[4, 5] = 1.0
+    mask = np.zeros((16, 16), bool)
+    mask[3:6, 4:7] = True
+    panels = [[{"image": image, "heatmap": heat, "mask": mask, "title": "bleed"},
+               {"image": image, "heatmap": heat, "title": "clean"}],
+              [{"image": image, "heatmap": heat, "title": "only one"}]]
+    fig = figures.gradcam_grid(panels, ["resnet50", "densenet121"], ["default layer", "last block"])
+    images = [ax for ax in fig.axes if ax.get_images()]
+    assert len(images) == 3  # the empty fourth panel is switched off
+    assert images[0].get_title() == "default layer\nbleed" and images[1].get_title() == "last block\nclean"
+    np.testing.assert_array_equal(images[0].get_images()[1].get_array(), heat)  # the heatmap over the slice
+    assert len(images[0].collections) >= 1  # the true mask outlined
+    assert len(fig.axes) - len([ax for ax in fig.axes if ax.get_images() or not ax.axison]) == 2  # colour bars
+    texts = [t.get_text() for ax in images for t in ax.texts]
+    assert "resnet50" in texts and "densenet121" in texts
+    plt.close(fig)
