@@ -156,17 +156,17 @@ def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, patients, metric, n: in
         patients: the patient of each row.
         metric: a function of (y_true, y_prob) returning a number, or an array of numbers (one interval each);
             NaN draws (e.g. one class only) are dropped. ``auc_or_nan`` on 1-D arrays takes a vectorised path
-            (:func:`bootstrap_aucs`, the same draws) a hundred times faster.
+            (:func:`bootstrap_aucs`, the same draws; ``benchmarks/bench_bootstrap.py`` prints the ratio).
         n: bootstrap draws; seed: their generator's seed; level: the interval's coverage.
 
     Returns:
         ``(low, high)``: floats for a number, arrays for an array (NaN where no draw was defined).
     """
     if metric is auc_or_nan and np.ndim(y_true) == 1:
-        return _percentiles(bootstrap_aucs(y_true, y_prob, patients, n, seed), level)
+        return percentiles(bootstrap_aucs(y_true, y_prob, patients, n, seed), level)
     values = np.array([np.asarray(metric(y_true[pick], y_prob[pick]), float)
                        for pick in patient_draws(patients, n, seed)])
-    return _percentiles(values, level)
+    return percentiles(values, level)
 
 
 def patient_weights(patients, n: int, seed: int) -> np.ndarray:
@@ -208,7 +208,8 @@ def patient_draws(patients, n: int, seed: int):
         yield np.concatenate([rows_of[k] for k in rng.integers(0, len(ids), len(ids))])
 
 
-def _percentiles(values: np.ndarray, level: float):
+def percentiles(values: np.ndarray, level: float):
+    """The (low, high) percentile interval of bootstrap draws (NaN draws dropped), per column for a 2-D array."""
     tail = (1 - level) / 2 * 100
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: undefined, reported as NaN
@@ -237,7 +238,7 @@ def paired_bootstrap(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray,
     else:
         draws = np.array([metric(y_true[pick], prob_a[pick]) - metric(y_true[pick], prob_b[pick])
                           for pick in patient_draws(patients, n, seed)], float)
-    low, high = _percentiles(draws, level)
+    low, high = percentiles(draws, level)
     if np.isnan(low) or np.isnan(high):  # the metric is undefined here (e.g. no positive test slice)
         verdict = "undefined"
     else:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import auc_or_nan
+from .metrics import auc_or_nan, weighted_log_loss
 from .rsna import ANY
 from .models import with_features
 from .runs import write_features, write_predictions
@@ -39,14 +39,6 @@ def curve_sample(positive: np.ndarray, n: int = CURVE_IMAGES, seed: int = 0) -> 
     n_pos = min(len(pos), max(n // 2, n - len(neg)))
     chosen = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)])
     return np.sort(chosen)
-
-
-def weighted_bce(truth: np.ndarray, probs: np.ndarray, weights, eps: float = 1e-7) -> float:
-    """The training loss (``ichlib.losses.WeightedBCE``) over a whole split, in NumPy."""
-    p = np.clip(np.asarray(probs, np.float64), eps, 1 - eps)
-    y = np.asarray(truth, np.float64)
-    w = np.asarray(weights, np.float64)
-    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)) @ w / w.sum()))
 
 
 def _append(path: Path, row: dict) -> None:
@@ -98,7 +90,7 @@ def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_
 
         def on_epoch_end(self, epoch, logs=None):
             probs, features = with_features(self.model).predict(batches, verbose=0)
-            loss = weighted_bce(truth, probs, loss_weights)
+            loss = weighted_log_loss(truth, probs, loss_weights)  # the training loss, in NumPy
             logs["val_loss"] = loss
             logs["val_auc_any"] = auc_or_nan(truth[:, ANY], probs[:, ANY])
             self._curve((epoch + 1) * steps_per_epoch, logs["val_auc_any"], "validation split")

@@ -297,7 +297,7 @@ def read_header(path: str | os.PathLike) -> dict:
     if frames != 1:
         raise DicomError(f"{path}: a multi-frame (enhanced) CT, {frames:g} frames in one file; export the series "
                          "as one file per slice (classic CT Image Storage), as RSNA's files are")
-    missing = [tag for tag in _INDEX_TAGS[:-1] if tag not in ds]
+    missing = [tag for tag in _INDEX_TAGS if tag not in ds and tag != "NumberOfFrames"]  # it may be absent
     if missing:
         raise DicomError(f"{path}: header lacks {', '.join(missing)}, needed to place the slice in its series")
     try:

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import ensemble
-from .metrics import (_percentiles, auc_or_nan, bootstrap_ci, choose_thresholds, flags, micro_roc,
-                      paired_bootstrap, patient_weights, per_label_auc, scores, weighted_aucs, weighted_log_loss)
+from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, flags, micro_roc, paired_bootstrap,
+                      patient_weights, per_label_auc, percentiles, scores, weighted_aucs, weighted_log_loss)
 from .paper import PAPER_SCORES, PAPER_TABLES, TABLE4_WINDOWED, TABLE5_ASIP, paper_key
 from .rsna import ANY, LABELS
 from .runs import load_predictions
@@ -187,7 +187,7 @@ def headline(y_true, y_prob, thresholds, patients, n_boot: int = 1000, seed: int
     table = scores(y_true, y_prob, thresholds, hierarchy=True).loc[list(LABELS)]
     weights = patient_weights(patients, n_boot, seed)  # one set of draws for every label, vectorised
     draws = np.stack([weighted_aucs(y_true[:, j], y_prob[:, j], weights) for j in range(len(LABELS))], axis=1)
-    low, high = _percentiles(draws, 0.95)
+    low, high = percentiles(draws, 0.95)
     at = table.columns.get_loc("AUC") + 1
     table.insert(at, "AUC 95% low", low)
     table.insert(at + 1, "AUC 95% high", high)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ichlib.monitor import CURVE_IMAGES, curve_sample, read_curve, weighted_bce
+from ichlib.metrics import weighted_log_loss
+from ichlib.monitor import CURVE_IMAGES, curve_sample, read_curve
 
 
 def test_curve_sample_is_half_positive_fixed_and_sorted():
@@ -31,7 +32,7 @@ def test_curve_sample_takes_every_positive_when_few_and_fills_with_negatives():
     assert len(curve_sample(np.array([True, False, True]), n=256)) == 3  # a split smaller than the sample
 
 
-def test_numpy_loss_matches_the_keras_training_loss():
+def test_the_monitors_numpy_loss_matches_the_keras_training_loss():
     from ichlib.losses import WeightedBCE
 
     rng = np.random.default_rng(0)
@@ -39,9 +40,9 @@ def test_numpy_loss_matches_the_keras_training_loss():
     probs = rng.random((40, 6)).astype(np.float32)
     weights = (5.0, 1, 1, 1, 1, 1)
     keras_loss = float(np.asarray(WeightedBCE(weights)(truth, probs)))
-    assert weighted_bce(truth, probs, weights) == pytest.approx(keras_loss, rel=1e-5)
+    assert weighted_log_loss(truth, probs, weights) == pytest.approx(keras_loss, rel=1e-5)
     hand = -(truth * np.log(probs) + (1 - truth) * np.log(1 - probs)) @ np.array(weights) / 10
-    assert weighted_bce(truth, probs, weights) == pytest.approx(hand.mean(), rel=1e-5)
+    assert weighted_log_loss(truth, probs, weights) == pytest.approx(hand.mean(), rel=1e-5)
 
 
 def test_read_curve_keeps_the_last_row_of_a_step_recorded_twice(tmp_path):

@@ -60,10 +60,11 @@ def best_by_validation(runs: pd.DataFrame) -> str:
     """The folder of the run with the highest validation `any` AUC (chosen without the test split)."""
     from .. import runs as run_folders
     from ..metrics import per_label_auc
+    from ..tables import best_run
 
-    scores = {folder: per_label_auc(*run_folders.load_predictions(folder, "val")[1:])["any"]
-              for folder in runs["folder"]}
-    return max(scores, key=lambda f: -np.inf if np.isnan(scores[f]) else scores[f])
+    scored = runs.set_index("folder").assign(**{"val AUC any": [
+        per_label_auc(*run_folders.load_predictions(f, "val")[1:])["any"] for f in runs["folder"]]})
+    return best_run(scored) or str(runs["folder"].iloc[0])
 
 
 def read_out(paths: dict[str, Path], runs: pd.DataFrame, upload_dir: str | Path) -> pd.DataFrame:
