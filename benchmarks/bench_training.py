@@ -21,29 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
-
-
-def cpu_facts() -> dict:
-    """The CPU's model name and the vector flags that decide kernel speed (Linux; empty elsewhere)."""
-    facts = {"machine": platform.machine(), "cores": os.cpu_count()}
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return facts
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
-    flags = set(fields.get("flags", "").split())
-    facts.update(cpu=fields.get("model name", "?"), flags=[f for f in wanted if f in flags])
-    caps = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
-            if k in os.environ}
-    if caps:
-        facts["isa_caps"] = caps
-    return facts
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -78,6 +58,7 @@ def main() -> None:
 
     from ichlib.book import load_profiles, project_root
     from ichlib.losses import RSNALogLoss, WeightedBCE
+    from ichlib.machine import cpu_facts
     from ichlib.models import build_model, training_flops
     from ichlib.train import _dataset_class
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from . import store
+from . import abstract, machine, store
 
 KERNEL = "ichbook"
 EXECUTED = "book/chapters"
@@ -250,6 +250,26 @@ def timings_table(timings: dict, order: list[str]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def build_facts(timings: dict, order: list[str]) -> dict[str, str]:
+    """What the abstract says about this build: its profile(s), the chapters' total time, the machine(s), when."""
+    ran = [timings[n] for n in order if n in timings]
+    seconds = sum(t["seconds"] for t in ran)
+    profiles = sorted({t["profile"] for t in ran})
+    machines = sorted({t.get("machine", "an unrecorded machine") for t in ran})
+    return {"profile": " and ".join(f"`{p}`" for p in profiles) or "none yet",
+            "time": f"{int(seconds // 60)} min {seconds % 60:02.0f} s",
+            "machine": "; ".join(machines) or "no machine yet",
+            "finished": max((t["finished"] for t in ran), default="not yet")}
+
+
+def profiles_table(path: Path) -> str:
+    """The landing page's table of profiles, from their descriptions in profiles.yml (so it cannot go stale)."""
+    profiles = yaml.safe_load(path.read_text())
+    rows = ["| profile | what it runs |", "| --- | --- |"]
+    rows += [f"| `{name}` | {values.get('description', '')} |" for name, values in profiles.items()]
+    return "\n".join(rows) + "\n"
+
+
 def build(root: Path) -> None:
     """``jupyter-book build -W``: any warning fails the build."""
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -287,7 +307,7 @@ def run(profile: str = "cpu", only: list[str] | None = None, overrides: dict | N
     for chapter in selected:
         log(f"running {chapter.name} ({profile})")
         seconds = run_chapter(chapter, params[chapter.name], root)
-        timings[chapter.name] = dict(profile=profile, seconds=round(seconds, 1),
+        timings[chapter.name] = dict(profile=profile, seconds=round(seconds, 1), machine=machine.describe(),
                                      finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"))
         timing_file.parent.mkdir(parents=True, exist_ok=True)
         timing_file.write_text(json.dumps(timings, indent=1))
@@ -296,6 +316,9 @@ def run(profile: str = "cpu", only: list[str] | None = None, overrides: dict | N
     generated = root / "book" / "generated"
     generated.mkdir(parents=True, exist_ok=True)
     (generated / "timings.md").write_text(table)
+    (generated / "profiles.md").write_text(profiles_table(root / "profiles.yml"))
+    if (root / "book" / "abstract.md").exists():
+        abstract.write(root, {c.name: c.executed for c in book}, build_facts(timings, names))
     if build_html:
         log("building the book (jupyter-book build -W)")
         build(root)

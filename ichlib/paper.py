@@ -86,3 +86,10 @@ TABLE8_ALL = {  # both preprocessings together
     "best combination": (0.949, 0.814, 0.771, 0.862, 0.875),  # weighted: baseline ResNet (both) + optimised EfficientNet
 }
 PAPER_TABLES = {"three_window": TABLE6_WINDOWED, "adjacent": TABLE7_ASIP, "all": TABLE8_ALL}
+TABLE_NUMBERS = {"three_window": 6, "adjacent": 7, "all": 8}
+
+
+def best_reported(score: str = "AUC") -> tuple[int, dict[str, float]]:
+    """The paper's best combination with the highest ``score`` over its Tables 6-8: (table number, its scores)."""
+    group = max(PAPER_TABLES, key=lambda g: PAPER_TABLES[g]["best combination"][PAPER_SCORES.index(score)])
+    return TABLE_NUMBERS[group], dict(zip(PAPER_SCORES, PAPER_TABLES[group]["best combination"]))

@@ -113,6 +113,14 @@ def ensemble_scores(method: str, val: Predictions, test: Predictions, weights_fr
     return summary_row(val.truth, s_val, test.truth, s_test, decision)
 
 
+def group_rocs(runs: pd.DataFrame, val: Predictions, test: Predictions, group: str,
+               weights_from: str = "validation") -> dict[str, dict]:
+    """The pooled test ROC curves of one input's single models and of their ensembles (the paper's Figures 17-20)."""
+    members = group_runs(runs, group)
+    singles = {name: micro_roc(test.truth, test.probs[test.names.index(name)]) for name in members.index}
+    return {"single models": singles, "ensembles": ensemble_rocs(members, val, test, weights_from)}
+
+
 def weights(val: Predictions, test: Predictions, weights_from: str = "validation") -> np.ndarray:
     """The weighted ensemble's weights: each model's accuracy at 0.5 on validation, or (the paper's leaky
     choice) on test."""
@@ -391,6 +399,13 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
     return pd.DataFrame(rows)
 
 
+def verdict_text(row) -> str:
+    """One row of :func:`paired_auc` in words: ``better, +0.018 (95 % CI +0.009 to +0.028)``."""
+    if row["A is"] == "undefined":
+        return "undefined (one class only in the test split)"
+    return f"{row['A is']}, {row['A - B']:+.3f} (95 % CI {row['95 % CI of A - B']})"
+
+
 def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: pd.DataFrame, n: int = 1000,
                    seed: int = 0) -> pd.DataFrame:
     """Test `any` AUC of each candidate at slice and study level (a study's score is its highest slice's), each
@@ -475,10 +490,10 @@ def best_run(runs: pd.DataFrame, column: str = "val AUC any") -> str | None:
 
 
 def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Training seconds and test seconds per image of each run, beside the paper's Tables 4 and 5 (quoted)."""
+    """Training seconds and test milliseconds per image of each run, beside the paper's Tables 4 and 5 (quoted).
+    The run's name says its backbone, input and variant, so no column repeats them."""
     quoted = {"three_window": TABLE4_WINDOWED, "adjacent": TABLE5_ASIP}
-    table = runs[["arch", "preprocessing", "variant", "train s", "test s/image"]].copy()
-    pairs = [quoted[r.preprocessing][paper_key(r.arch, r.variant)] for r in table.itertuples()]
-    table["paper train s"] = [train_s for train_s, _ in pairs]
-    table["paper test s/image"] = [test_s for _, test_s in pairs]
-    return table
+    pairs = [quoted[r.preprocessing][paper_key(r.arch, r.variant)] for r in runs.itertuples()]
+    return pd.DataFrame({"train s": runs["train s"], "test ms/image": runs["test s/image"] * 1000,
+                         "paper train s": [train_s for train_s, _ in pairs],
+                         "paper test ms/image": [test_s * 1000 for _, test_s in pairs]}, index=runs.index)

@@ -13,8 +13,8 @@ import nbformat
 import pytest
 import yaml
 
-from ichlib.book import (ChapterError, ParameterError, chapters, notebook_parameters, project_root, resolve,
-                         run, timings_table)
+from ichlib.book import (ChapterError, ParameterError, build_facts, chapters, notebook_parameters, profiles_table,
+                         project_root, resolve, run, timings_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -159,6 +159,20 @@ def test_cli_refuses_malformed_yaml_in_a_params_file(tmp_path):
     assert f"--params {bad}: not valid YAML" in result.stderr
 
 
+def test_build_facts_for_the_abstract():
+    timings = {"a": {"profile": "cpu", "seconds": 70.4, "finished": "2026-01-01 10:00", "machine": "2-core X"},
+               "b": {"profile": "cpu", "seconds": 1560.0, "finished": "2026-01-01 10:27", "machine": "2-core X"}}
+    facts = build_facts(timings, ["a", "b", "c"])
+    assert facts == {"profile": "`cpu`", "time": "27 min 10 s", "machine": "2-core X", "finished": "2026-01-01 10:27"}
+    assert build_facts({}, ["a"])["profile"] == "none yet"
+
+
+def test_profiles_table_comes_from_the_descriptions():
+    table = profiles_table(ROOT / "profiles.yml")
+    for name, values in yaml.safe_load((ROOT / "profiles.yml").read_text()).items():
+        assert f"| `{name}` | {values['description']} |" in table
+
+
 def test_timings_table_totals():
     table = timings_table({"a": {"profile": "cpu", "seconds": 1.5, "finished": "x"},
                            "b": {"profile": "cpu", "seconds": 2.0, "finished": "y"}}, ["a", "b", "c"])
@@ -179,6 +193,25 @@ def test_whole_book_on_the_smoke_profile_builds_without_warnings(tmp_path, monke
         assert "Traceback" not in page
         assert str(ROOT) not in page and str(tmp_path) not in page, f"{chapter.name} shows this machine's paths"
         assert "Warning:" not in page, f"{chapter.name} shows a warning"
+    intro = (html / "book" / "intro.html").read_text()
+    assert "Abstract." in intro and "not built yet" not in intro and "pasted-text" in intro  # glued values
+
+
+@pytest.mark.slow
+def test_the_built_smoke_book_reads_like_a_paper_in_chromium():
+    """On the book the test above built, at 1,300 px: the abstract's values are there, every figure of chapters
+    1-7 has a number and a caption, and no table of chapters 3, 4 and 6 scrolls sideways."""
+    from ichlib import reading
+    from ichlib.app import browser
+
+    html = ROOT / "_build" / "html"
+    if browser.chromium() is None or not (html / "book" / "chapters" / "06_results.html").exists():
+        pytest.skip("needs Chromium and the smoke book built by the test above")
+    names = [c.name for c in chapters(ROOT)]
+    assert reading.problems(html, names[:7], ["03_training", "04_ensembles", "06_results"]) == []
+    seen = reading.measure(html, ["book/chapters/03_training.html"])["book/chapters/03_training.html"]
+    assert any(t["caption"].startswith("Table 3.") for t in seen["tables"])  # numbered within the chapter
+    assert any(f["caption"].startswith("Fig. 3.") for f in seen["figures"])
 
 
 def test_figures_stay_inline_when_the_environment_forces_a_backend(tmp_path, monkeypatch):

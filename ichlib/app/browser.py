@@ -66,7 +66,7 @@ def serve(data_root: str | Path, port: int | None = None, timeout: float = 90):
             process.kill()
 
 
-def _driver(width: int = 1400, height: int = 2000):
+def driver(width: int = 1400, height: int = 2000):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -95,7 +95,7 @@ def walkthrough(url: str, out_dir: str | Path, timeout: float = 120) -> dict[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shots = {}
-    browser = _driver()
+    browser = driver()
     wait = WebDriverWait(browser, timeout)
 
     def text_appears(text: str) -> None:
@@ -142,7 +142,7 @@ def upload(url: str, files: list[str | Path], out_dir: str | Path, timeout: floa
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser = _driver()
+    browser = driver()
     wait = WebDriverWait(browser, timeout)
     try:
         browser.get(url)

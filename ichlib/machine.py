@@ -1,0 +1,42 @@
+"""The machine a build or benchmark ran on, in words: the CPU, its cores and the vector flags that decide
+kernel speed, and any cap put on them (the AVX2 caps that stand in for a newcomer's machine)."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def cpu_facts(cpuinfo: str | None = None) -> dict:
+    """The CPU's model name and vector flags (Linux's /proc/cpuinfo; only the architecture and cores elsewhere)."""
+    facts = {"machine": platform.machine(), "cores": os.cpu_count()}
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return facts
+    fields = {}
+    for line in cpuinfo.splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            fields.setdefault(key.strip(), value.strip())  # the first processor's
+    flags = set(fields.get("flags", "").split())
+    facts.update(cpu=fields.get("model name", "?"), flags=[f for f in FLAGS if f in flags])
+    caps = {k: os.environ[k] for k in CAPS if k in os.environ}
+    if caps:
+        facts["isa_caps"] = caps
+    return facts
+
+
+def describe(facts: dict | None = None) -> str:
+    """``2-core AMD EPYC 7B13 (x86_64; AVX2, FMA; capped at AVX2), no GPU used``, for a page or a log."""
+    facts = cpu_facts() if facts is None else facts
+    flags = ", ".join(f.upper() for f in facts.get("flags", [])) or "no AVX2"
+    caps = facts.get("isa_caps")
+    capped = f"; capped at {sorted(set(v.upper() for v in caps.values()))[0]}" if caps else ""
+    return f"{facts.get('cores', '?')}-core {facts.get('cpu', facts.get('machine', '?'))} " \
+           f"({facts.get('machine', '?')}; {flags}{capped})"

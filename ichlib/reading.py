@@ -1,0 +1,92 @@
+"""What a reader of the built book sees, measured in headless Chromium at a given window width: tables wider
+than the column they sit in, figures without a number or caption, and the abstract's glued values.
+
+    python -m ichlib.reading [_build/html] [--width 1300]     # prints one line per page, exits 1 on a problem
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .app.browser import driver
+
+CHAPTER_PAGES = "book/chapters/{}.html"
+
+# Per page: each table's width against the scrolling box around it, and each image's figure caption.
+MEASURE = """
+const main = document.querySelector('main') || document.body;
+const tables = [], figures = [];
+for (const t of main.querySelectorAll('table')) {
+  let box = t.parentElement;
+  while (box && box !== main && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+  const caption = t.querySelector('caption');
+  tables.push({width: Math.ceil(t.getBoundingClientRect().width), room: Math.floor(box.clientWidth),
+               scrolls: box.scrollWidth > box.clientWidth + 1, caption: caption ? caption.innerText.trim() : ''});
+}
+for (const img of main.querySelectorAll('img')) {
+  const figure = img.closest('figure');
+  const caption = figure ? figure.querySelector('figcaption') : null;
+  figures.push({src: img.getAttribute('src').slice(0, 80), caption: caption ? caption.innerText.trim() : ''});
+}
+return {tables: tables, figures: figures, text: main.innerText};
+"""
+
+
+def measure(html: Path, pages: list[str], width: int = 1300) -> dict[str, dict]:
+    """Page -> ``{"tables": [...], "figures": [...], "text": ...}`` as Chromium lays the page out at ``width``."""
+    browser = driver(width, 1000)
+    try:
+        found = {}
+        for page in pages:
+            browser.get((Path(html).resolve() / page).as_uri())
+            found[page] = browser.execute_script(MEASURE)
+        return found
+    finally:
+        browser.quit()
+
+
+def too_wide(page: dict) -> list[dict]:
+    """The tables of a measured page that do not fit their column (they scroll sideways)."""
+    return [t for t in page["tables"] if t["scrolls"] or t["width"] > t["room"] + 1]
+
+
+def unnumbered(page: dict) -> list[dict]:
+    """The images of a measured page that are not a figure with a numbered caption ("Fig. 3.1 ...")."""
+    return [f for f in page["figures"] if not f["caption"].startswith("Fig. ")]
+
+
+def problems(html: Path, chapters: list[str], tables_in: list[str], width: int = 1300) -> list[str]:
+    """Every figure of ``chapters`` without a number and caption, every table of ``tables_in`` that scrolls
+    sideways, and an abstract still waiting for a chapter, as sentences (empty when the book reads well)."""
+    pages = ["book/intro.html"] + [CHAPTER_PAGES.format(c) for c in chapters]
+    seen = measure(html, pages, width)
+    found = []
+    if "not built yet" in seen["book/intro.html"]["text"]:
+        found.append("the abstract says 'not built yet'")
+    for name in chapters:
+        page = seen[CHAPTER_PAGES.format(name)]
+        found += [f"{name}: an image without a numbered caption ({f['src']})" for f in unnumbered(page)]
+        if name in tables_in:
+            found += [f"{name}: a table {t['width']} px wide in {t['room']} px ({t['caption'][:60]!r})"
+                      for t in too_wide(page)]
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("html", nargs="?", default="_build/html")
+    parser.add_argument("--width", type=int, default=1300)
+    args = parser.parse_args(argv)
+    chapters = sorted(p.stem for p in (Path(args.html) / "book" / "chapters").glob("*.html"))
+    seen = measure(Path(args.html), [CHAPTER_PAGES.format(c) for c in chapters], args.width)
+    for page, found in seen.items():
+        print(json.dumps({"page": page, "tables": len(found["tables"]), "too wide": too_wide(found),
+                          "figures": len(found["figures"]), "unnumbered": unnumbered(found)}))
+    return 1 if any(too_wide(f) or unnumbered(f) for f in seen.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
