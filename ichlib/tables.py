@@ -400,10 +400,12 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
 
 
 def verdict_text(row) -> str:
-    """One row of :func:`paired_auc` in words: ``better, +0.018 (95 % CI +0.009 to +0.028)``."""
+    """One row of :func:`paired_auc` in words, for a sentence that reads "A is ...":
+    ``better: +0.018 (95 % CI +0.009 to +0.028)``; an interval that straddles zero says so."""
     if row["A is"] == "undefined":
         return "undefined (one class only in the test split)"
-    return f"{row['A is']}, {row['A - B']:+.3f} (95 % CI {row['95 % CI of A - B']})"
+    verdict = "no better and no worse (the interval straddles zero)" if row["A is"] == "cannot tell" else row["A is"]
+    return f"{verdict}: {row['A - B']:+.3f} (95 % CI {row['95 % CI of A - B']})"
 
 
 def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: pd.DataFrame, n: int = 1000,

@@ -240,3 +240,11 @@ def test_best_run_is_the_highest_defined_value():
     runs = pd.DataFrame({"val AUC any": [0.7, np.nan, 0.9]}, index=["a", "b", "c"])
     assert tables.best_run(runs) == "c"
     assert tables.best_run(runs.iloc[[1]]) is None
+
+
+def test_verdict_text_reads_as_a_sentence():
+    row = {"A is": "better", "A - B": 0.0184, "95 % CI of A - B": "+0.009 to +0.028"}
+    assert tables.verdict_text(row) == "better: +0.018 (95 % CI +0.009 to +0.028)"
+    straddles = tables.verdict_text({**row, "A is": "cannot tell", "A - B": 0.009})
+    assert straddles.startswith("no better and no worse (the interval straddles zero): +0.009")
+    assert tables.verdict_text({**row, "A is": "undefined"}).startswith("undefined")
