@@ -74,17 +74,20 @@ def _cell(value, digits: int) -> str:
 class Table:
     """A table with a number (``name``) and a caption; Markdown for the book, HTML for Jupyter."""
 
-    def __init__(self, frame: pd.DataFrame, name: str, caption: str, digits: int = 3, index: bool = True):
+    def __init__(self, frame: pd.DataFrame, name: str, caption: str, digits: int = 3, index: bool = True,
+                 column_digits: dict | None = None):
         if not re.fullmatch(r"tbl-[a-z0-9-]+", name):
             raise ValueError(f"table name {name!r}: use tbl- followed by lower-case letters, digits and dashes")
         self.frame, self.name, self.caption, self.digits, self.index = frame, name, caption, digits, index
+        self.column_digits = column_digits or {}
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         frame = self.frame.reset_index() if self.index else self.frame
         header = [_cell(c if c is not None else "", self.digits) for c in frame.columns]
         if self.index:
             header[0] = str(self.frame.index.name or "")
-        body = [[_cell(v, self.digits) for v in row] for row in frame.itertuples(index=False)]
+        digits = [self.column_digits.get(c, self.digits) for c in frame.columns]
+        body = [[_cell(v, d) for v, d in zip(row, digits)] for row in frame.itertuples(index=False)]
         return header, body
 
     def _repr_markdown_(self) -> str:
@@ -138,11 +141,12 @@ class Figure:
 
 
 def table(frame: pd.DataFrame, name: str, caption: str, digits: int = 3, index: bool = True,
-          short_columns: bool = True) -> Table:
+          short_columns: bool = True, column_digits: dict | None = None) -> Table:
     """A numbered, captioned table (see :class:`Table`) that fits the book's column: run names become short
     labels and, unless ``short_columns`` is off (a header that names a window, not a label), subtypes in the
-    headers their abbreviations, each legend added to the caption where it is needed. A table too wide for the
-    column is better turned on its side (``frame.T``) than scrolled."""
+    headers their abbreviations, each legend added to the caption where it is needed. ``digits`` rounds every
+    number, ``column_digits`` (column -> decimals) the columns that need other rounding. A table too wide for
+    the column is better turned on its side (``frame.T``) than scrolled."""
     frame = frame.copy()
     if isinstance(frame.columns, pd.MultiIndex):  # ("brain", "contrast") -> "brain contrast"
         frame.columns = [" ".join(str(level) for level in c if str(level)) for c in frame.columns]
@@ -154,12 +158,14 @@ def table(frame: pd.DataFrame, name: str, caption: str, digits: int = 3, index: 
         frame.index.name = None
     frame = frame.map(lambda v: short_label(v) if isinstance(v, str) else v)
     abbreviated = short_columns and any(short_column(c) != str(c) for c in frame.columns)
+    column_digits = dict(column_digits or {})
     if short_columns:
         frame.columns = [short_column(c) for c in frame.columns]
+        column_digits = {short_column(c): d for c, d in column_digits.items()}
     legends = [LEGEND] if any(short_label(v) != v for v in shown) else []
     if abbreviated:
         legends.append(LABEL_LEGEND)
-    return Table(frame, name, " ".join([caption, *legends]), digits, index)
+    return Table(frame, name, " ".join([caption, *legends]), digits, index, column_digits)
 
 
 def beside_paper(paper_table: pd.DataFrame, scores=("accuracy", "F1", "recall", "precision", "AUC"),

@@ -109,3 +109,9 @@ def test_window_headers_can_stay():
     frame = pd.DataFrame({"subdural cnr": [1.0]}, index=["epidural"])
     md = present.table(frame, "tbl-w", "Windows.", short_columns=False)._repr_markdown_()
     assert "subdural cnr" in md and "Labels:" not in md
+
+
+def test_columns_can_be_rounded_apart():
+    frame = pd.DataFrame({"train s": [58.1], "AUC subdural": [0.8734]}, index=["densenet121-adjacent-baseline"])
+    md = present.table(frame, "tbl-r", "Runs.", digits=3, column_digits={"train s": 1, "AUC subdural": 2})._repr_markdown_()
+    assert "| D121·adj·base | 58.1 | 0.87 |" in md
