@@ -165,6 +165,10 @@ def test_build_facts_for_the_abstract():
     facts = build_facts(timings, ["a", "b", "c"])
     assert facts == {"profile": "`cpu`", "time": "27 min 10 s", "machine": "2-core X", "finished": "2026-01-01 10:27"}
     assert build_facts({}, ["a"])["profile"] == "none yet"
+    together = {k: {**v, "run": "r1"} for k, v in timings.items()}
+    assert build_facts(together, ["a", "b"])["time"] == "27 min 10 s"
+    alone = {"a": {**together["a"], "run": "r2"}, "b": together["b"], "c": {**together["b"], "run": "r1"}}
+    assert "1 of 3 were re-run on their own" in build_facts(alone, ["a", "b", "c"])["time"]
 
 
 def test_profiles_table_comes_from_the_descriptions():
