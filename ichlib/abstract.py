@@ -70,7 +70,11 @@ def render(template: str, executed: dict[str, Path], build: dict[str, str]) -> s
                                 f"re-run it (python -m ichlib book --only {source}) or fix the key")
         return f"{{glue:text}}`chapters/{source}.ipynb::{key}:s`"
 
-    return TOKEN.sub(value, template)
+    out = TOKEN.sub(value, template)
+    if "[[" in out:  # a token the pattern does not read (a space, an empty key) would reach the page as typed
+        bad = out[out.index("[["):].split("]]")[0] + "]]"
+        raise AbstractError(f"book/abstract.md: {bad!r} is not a [[chapter::key]] token")
+    return out
 
 
 def write(root: Path, executed: dict[str, Path], build: dict[str, str]) -> Path:

@@ -25,7 +25,9 @@ def cpu_facts(cpuinfo: str | None = None) -> dict:
             key, value = line.split(":", 1)
             fields.setdefault(key.strip(), value.strip())  # the first processor's
     flags = set(fields.get("flags", "").split())
-    facts.update(cpu=fields.get("model name", "?"), flags=[f for f in FLAGS if f in flags])
+    facts["flags"] = [f for f in FLAGS if f in flags]
+    if "model name" in fields:  # not on every architecture (ARM's cpuinfo has none)
+        facts["cpu"] = fields["model name"]
     caps = {k: os.environ[k] for k in CAPS if k in os.environ}
     if caps:
         facts["isa_caps"] = caps
@@ -33,7 +35,7 @@ def cpu_facts(cpuinfo: str | None = None) -> dict:
 
 
 def describe(facts: dict | None = None) -> str:
-    """``2-core AMD EPYC 7B13 (x86_64; AVX2, FMA; capped at AVX2), no GPU used``, for a page or a log."""
+    """``2-core AMD EPYC 7B13 (x86_64; AVX2, FMA; capped at AVX2)``, for a page or a log."""
     facts = cpu_facts() if facts is None else facts
     flags = ", ".join(f.upper() for f in facts.get("flags", [])) or "no AVX2"
     caps = facts.get("isa_caps")

@@ -142,11 +142,6 @@ def confusion(y_true: np.ndarray, y_prob: np.ndarray, thresholds=0.5) -> pd.Data
                         index=list(LABELS))
 
 
-def undefined(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """A score table for display: numbers rounded, NaN written as "undefined"."""
-    return table.astype(float).round(digits).astype(object).where(table.notna(), "undefined")
-
-
 def bootstrap_ci(y_true: np.ndarray, y_prob: np.ndarray, patients, metric, n: int = 1000, seed: int = 0,
                  level: float = 0.95):
     """A percentile confidence interval for ``metric(y_true, y_prob)`` by resampling whole patients.

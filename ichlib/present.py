@@ -49,12 +49,13 @@ def digits_for(width: float) -> int:
     return max(1, math.ceil(math.log10(3 / width)))
 
 
-def with_interval(value: float, low: float, high: float, digits: int | None = None) -> str:
-    """``0.87 (95 % CI 0.84-0.90)``, rounded to what the interval's width justifies unless ``digits`` is given."""
+def with_interval(value: float, low: float, high: float, digits: int | None = None, prefix: str = "95 % CI ") -> str:
+    """``0.87 (95 % CI 0.84-0.90)``, rounded to what the interval's width justifies unless ``digits`` is given;
+    ``prefix=""`` where a column header already says what the parentheses hold."""
     if not np.isfinite(value):
         return "undefined"
     d = digits_for(high - low) if digits is None else digits
-    return f"{value:.{d}f} (95 % CI {low:.{d}f}–{high:.{d}f})"
+    return f"{value:.{d}f} ({prefix}{low:.{d}f}–{high:.{d}f})"
 
 
 def _cell(value, digits: int) -> str:
@@ -186,7 +187,7 @@ def headline(labels: pd.DataFrame) -> pd.DataFrame:
     """``tables.headline``'s per-label table for the page: the AUC and its interval in one column, rounded to
     what that interval justifies, the threshold scores beside it and the positives as counts."""
     out = labels.drop(columns=["AUC", "AUC 95% low", "AUC 95% high"]).copy()
-    out.insert(0, "AUC (95 % CI)", [with_interval(v, lo, hi).replace("95 % CI ", "")
+    out.insert(0, "AUC (95 % CI)", [with_interval(v, lo, hi, prefix="")
                                     for v, lo, hi in zip(labels["AUC"], labels["AUC 95% low"], labels["AUC 95% high"])])
     if "positives" in out:
         out["positives"] = out["positives"].astype(int)

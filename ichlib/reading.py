@@ -1,13 +1,12 @@
 """What a reader of the built book sees, measured in headless Chromium at a given window width: tables wider
 than the column they sit in, figures without a number or caption, and the abstract's glued values.
 
-    python -m ichlib.reading [_build/html] [--width 1300]     # prints one line per page, exits 1 on a problem
+    python -m ichlib.reading [_build/html] [--width 1300]     # one line per problem; exits 1 on any, 2 without a book
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -80,12 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html", nargs="?", default="_build/html")
     parser.add_argument("--width", type=int, default=1300)
     args = parser.parse_args(argv)
-    chapters = sorted(p.stem for p in (Path(args.html) / "book" / "chapters").glob("*.html"))
-    seen = measure(Path(args.html), [CHAPTER_PAGES.format(c) for c in chapters], args.width)
-    for page, found in seen.items():
-        print(json.dumps({"page": page, "tables": len(found["tables"]), "too wide": too_wide(found),
-                          "figures": len(found["figures"]), "unnumbered": unnumbered(found)}))
-    return 1 if any(too_wide(f) or unnumbered(f) for f in seen.values()) else 0
+    html = Path(args.html)
+    chapters = sorted(p.stem for p in (html / "book" / "chapters").glob("*.html"))
+    if not chapters or not (html / "book" / "intro.html").is_file():
+        print(f"error: {html} holds no built book (book/intro.html and book/chapters/*.html); run make book first",
+              file=sys.stderr)
+        return 2
+    found = problems(html, chapters, chapters, args.width)  # every chapter: figures numbered, tables that fit
+    print("\n".join(found) or f"{len(chapters)} chapters at {args.width} px: every table fits, every figure is "
+                               "numbered and captioned, the abstract is complete")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, flags, micro_
 from .paper import PAPER_SCORES, PAPER_TABLES, TABLE4_WINDOWED, TABLE5_ASIP, paper_key
 from .rsna import ANY, LABELS
 from .runs import load_predictions
+from .targets import VISIBLE_PX
 from .train import SPLITS
 
 GROUPS = ("three_window", "adjacent", "all")
@@ -352,7 +353,7 @@ def auc_by_distance_to_bleed(y_any, p_any, study, position, gaps=(0, 1, 2)) -> p
     return pd.DataFrame(rows).set_index("gap (slices)")
 
 
-def small_bleed_share(masks: dict, boxes: dict, image_size: int, floor: float = 4) -> pd.DataFrame:
+def small_bleed_share(masks: dict, boxes: dict, image_size: int, floor: float = VISIBLE_PX) -> pd.DataFrame:
     """How many positive slices' bleeds fall under ``floor`` px at the input, on the whole slice and cut to the
     head's box: what the crop gives a small bleed for free.
 

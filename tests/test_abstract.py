@@ -81,3 +81,16 @@ def test_every_chapter_summary_states_a_computed_number():
         summary = next(c.source for c in nb.cells if "## Summary" in c.source)
         summary = summary[summary.index("## Summary"):summary.index("## Exercises")]
         assert "{glue:text}" in summary, f"{chapter.name}'s summary states no number of its own"
+
+
+@pytest.mark.parametrize("typo", ["[[03_training::]]", "[[03 training::auc]]", "[[03_training:auc]]"])
+def test_a_token_that_cannot_be_read_stops_the_build(tmp_path, typo):
+    nbs = {"03_training": executed(tmp_path / "03.ipynb", auc="0.87")}
+    with pytest.raises(AbstractError, match="not a"):
+        render(f"Best {typo}.", nbs, {})
+
+
+def test_empty_and_repeated_tokens(tmp_path):
+    nbs = {"03_training": executed(tmp_path / "03.ipynb", auc="0.87")}
+    assert render("", nbs, {}) == ""
+    assert render("[[03_training::auc]] and [[03_training::auc]]", nbs, {}).count("::auc:s`") == 2

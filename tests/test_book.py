@@ -231,3 +231,9 @@ def test_figures_stay_inline_when_the_environment_forces_a_backend(tmp_path, mon
     outputs = [o for c in nbformat.read(chapter.executed, as_version=4).cells for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert os.environ["MPLBACKEND"] == "Agg"  # given back afterwards
+
+
+def test_reading_a_folder_without_a_book_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ichlib.reading", str(tmp_path / "nothing here")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "holds no built book" in result.stderr and "Traceback" not in result.stderr

@@ -26,3 +26,9 @@ def test_description_names_cores_flags_and_caps(monkeypatch):
     facts = {**cpu_facts(CPUINFO), "cores": 2, "machine": "x86_64"}
     assert describe(facts) == "2-core AMD EPYC 7B13 (x86_64; AVX2, FMA, AVX512F; capped at AVX2)"
     assert "no AVX2" in describe({"cores": 2, "machine": "arm64", "cpu": "Graviton", "flags": []})
+
+
+def test_a_cpuinfo_without_a_model_name_falls_back_to_the_architecture():
+    facts = {**cpu_facts("processor\t: 0\nFeatures\t: fp asimd\n"), "cores": 2, "machine": "aarch64"}
+    assert "cpu" not in facts and describe(facts) == "2-core aarch64 (aarch64; no AVX2)"
+    assert describe({**cpu_facts(""), "cores": 2, "machine": "x86_64"}).startswith("2-core x86_64")
