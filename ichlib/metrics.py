@@ -3,7 +3,9 @@
 - per-label and averaged (micro / macro) accuracy, F1, recall, precision and ROC AUC, at given thresholds;
 - thresholds chosen per label on the validation split (maximum F1), to be applied unchanged to the test split;
 - the RSNA competition's weighted log loss (any = 2);
-- bootstrap confidence intervals that resample patients, not slices (slices of one head are not independent).
+- bootstrap confidence intervals that resample patients, not slices (slices of one head are not independent);
+- the level-matched AUC: each positive compared only with the negatives of its own stratum (the slice's level
+  in its series, ``ichlib.baselines.levels``), so a score that knows only the level gets exactly 0.5.
 
 A label with a single class in a split has no AUC (and a label never predicted positive has no precision): the
 tables show NaN there, which the chapters print as "undefined"; nothing raises.
@@ -214,6 +216,41 @@ def percentiles(values: np.ndarray, level: float):
     return low, high
 
 
+def matched_aucs(y_true: np.ndarray, score: np.ndarray, strata, weights: np.ndarray | None = None) -> np.ndarray:
+    """The level-matched AUC under each row of ``weights`` (draws, rows; None: one draw of ones).
+
+    Each positive is compared only with the negatives of its own stratum: per stratum the AUC of its positives
+    against its negatives, then the strata averaged with their (weighted) positives as weights. It is the share
+    of same-stratum (positive, negative) pairs ranked right, each positive counting once, ties a half. Strata
+    without a negative or a positive drop out (no pair to rank); NaN where none is left.
+    A score that is a function of the stratum alone ties every pair: exactly 0.5.
+    """
+    y = np.asarray(y_true).astype(bool)
+    score, strata = np.asarray(score, float), np.asarray(strata)
+    weights = np.ones((1, len(y))) if weights is None else np.asarray(weights, float)
+    total, mass = np.zeros(len(weights)), np.zeros(len(weights))
+    for stratum in np.unique(strata):
+        rows = strata == stratum
+        auc = weighted_aucs(y[rows], score[rows], weights[:, rows])
+        positives = (weights[:, rows] * y[rows]).sum(axis=1)
+        defined = np.isfinite(auc)
+        total += np.where(defined, auc * positives, 0.0)
+        mass += np.where(defined, positives, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mass > 0, total / mass, np.nan)
+
+
+def matched_auc(y_true: np.ndarray, score: np.ndarray, strata) -> float:
+    """The level-matched AUC of one label (:func:`matched_aucs` on the data as it is)."""
+    return float(matched_aucs(y_true, score, strata)[0])
+
+
+def matched_ci(y_true: np.ndarray, score: np.ndarray, strata, patients, n: int = 1000, seed: int = 0,
+               level: float = 0.95) -> tuple[float, float]:
+    """The level-matched AUC's patient-bootstrap interval (the draws of :func:`patient_weights`)."""
+    return percentiles(matched_aucs(y_true, score, strata, patient_weights(patients, n, seed)), level)
+
+
 def paired_bootstrap(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, patients, metric,
                      n: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """The difference ``metric(a) - metric(b)`` on the same images, with a patient-bootstrap interval.
@@ -233,7 +270,22 @@ def paired_bootstrap(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray,
     else:
         draws = np.array([metric(y_true[pick], prob_a[pick]) - metric(y_true[pick], prob_b[pick])
                           for pick in patient_draws(patients, n, seed)], float)
-    low, high = percentiles(draws, level)
+    return paired_result(a, b, draws, level)
+
+
+def paired_matched(y_true: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, strata, patients, n: int = 1000,
+                   seed: int = 0, level: float = 0.95) -> dict:
+    """:func:`paired_bootstrap` on the level-matched AUC (one label, 1-D arrays): the same patients drawn for
+    both in every draw."""
+    weights = patient_weights(patients, n, seed)
+    a, b = matched_auc(y_true, prob_a, strata), matched_auc(y_true, prob_b, strata)
+    draws = matched_aucs(y_true, prob_a, strata, weights) - matched_aucs(y_true, prob_b, strata, weights)
+    return paired_result(a, b, draws, level)
+
+
+def paired_result(a: float, b: float, draws: np.ndarray, level: float = 0.95) -> dict:
+    """The paired comparison's dictionary from the two scores and the bootstrap draws of their difference."""
+    low, high = percentiles(np.asarray(draws, float), level)
     if np.isnan(low) or np.isnan(high):  # the metric is undefined here (e.g. no positive test slice)
         verdict = "undefined"
     else:

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from . import ensemble
-from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, flags, micro_roc, paired_bootstrap,
-                      patient_weights, per_label_auc, percentiles, scores, weighted_aucs, weighted_log_loss)
+from .metrics import (auc_or_nan, bootstrap_ci, choose_thresholds, flags, matched_auc, matched_aucs, micro_roc,
+                      paired_bootstrap, patient_weights, per_label_auc, percentiles, scores, weighted_aucs,
+                      weighted_log_loss)
 from .paper import PAPER_SCORES, PAPER_TABLES, TABLE4_WINDOWED, TABLE5_ASIP, paper_key
 from .rsna import ANY, LABELS
 from .runs import load_predictions
+from .seeds import SEED_FLIPPABLE
 from .targets import VISIBLE_PX
 from .train import SPLITS
 
@@ -379,7 +381,7 @@ def small_bleed_share(masks: dict, boxes: dict, image_size: int, floor: float = 
 
 
 def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, patients, label: str = "any",
-               n: int = 1000, seed: int = 0) -> pd.DataFrame:
+               n: int = 1000, seed: int = 0, strata=None, spread: float = np.nan) -> pd.DataFrame:
     """AUC of ``label`` for pairs of candidates on the same test slices, the difference's patient-bootstrap
     interval (``metrics.paired_bootstrap``) and what it says: "better", "worse" or "cannot tell".
 
@@ -388,32 +390,48 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
         candidates: name -> (images, 6) test probabilities (a model's, or an ensemble's).
         pairs: (A, B) names: each row reads "A is better / worse than B, or cannot tell".
         patients: the patient of each test image.
+        strata: each test image's level stratum (``ichlib.baselines.levels``): compare level-matched AUCs
+            (``metrics.paired_matched``) instead of plain ones.
+        spread: the AUC range that retraining with other seeds gives (``ichlib.seeds``): a verdict by no more
+            than that is "cannot tell" (``seeds.with_spread``); NaN: not measured.
     """
+    from .metrics import paired_matched
+    from .seeds import with_spread
+
     j = LABELS.index(label)
+    score = "AUC" if strata is None else "level-matched AUC"
     rows = []
     for a, b in pairs:
-        r = paired_bootstrap(truth[:, j], candidates[a][:, j], candidates[b][:, j], patients, auc_or_nan, n,
-                             seed)
-        rows.append({"A": a, "B": b, f"AUC {label} A": r["a"], f"AUC {label} B": r["b"], "A - B": r["difference"],
-                     "95 % CI of A - B": "undefined" if r["verdict"] == "undefined"
-                     else f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": r["verdict"]})
+        if strata is None:
+            r = paired_bootstrap(truth[:, j], candidates[a][:, j], candidates[b][:, j], patients, auc_or_nan, n, seed)
+        else:
+            r = paired_matched(truth[:, j], candidates[a][:, j], candidates[b][:, j], np.asarray(strata), patients,
+                               n, seed)
+        rows.append({"A": a, "B": b, f"{score} {label} A": r["a"], f"{score} {label} B": r["b"],
+                     "A - B": r["difference"], "95 % CI of A - B": "undefined" if r["verdict"] == "undefined"
+                     else f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": with_spread(r["verdict"], r["difference"],
+                                                                                     spread)})
     return pd.DataFrame(rows)
 
 
 def verdict_text(row) -> str:
     """One row of :func:`paired_auc` in words, for a sentence that reads "A is ...":
-    ``better: +0.018 (95 % CI +0.009 to +0.028)``; an interval that straddles zero says so."""
+    ``better: +0.018 (95 % CI +0.009 to +0.028)``; an interval that straddles zero says so, and so does a
+    difference within the seed spread."""
     if row["A is"] == "undefined":
         return "undefined (one class only in the test split)"
-    verdict = "no better and no worse (the interval straddles zero)" if row["A is"] == "cannot tell" else row["A is"]
+    verdict = {"cannot tell": "no better and no worse (the interval straddles zero)",
+               SEED_FLIPPABLE: "no better and no worse than retraining with another seed moves a model"}.get(
+        row["A is"], row["A is"])
     return f"{verdict}: {row['A - B']:+.3f} (95 % CI {row['95 % CI of A - B']})"
 
 
 def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: pd.DataFrame, n: int = 1000,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, strata: pd.Series | None = None) -> pd.DataFrame:
     """Test `any` AUC of each candidate at slice and study level (a study's score is its highest slice's), each
     with its patient-bootstrap 95 % interval, and the RSNA log loss at slice level: the light headline of a
-    comparison (one label, so it costs a fraction of :func:`validated_headline`)."""
+    comparison (one label, so it costs a fraction of :func:`validated_headline`). With ``strata`` (each image's
+    level stratum) the slice rows add the level-matched AUC (``metrics.matched_aucs``)."""
     j = LABELS.index("any")
     patients = index.loc[list(test.ids), "patient"].to_numpy()
     rows = []
@@ -426,6 +444,9 @@ def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: 
             rows.append({"model": name, "level": level, "any AUC": auc_or_nan(y[:, j], p[:, j]), "95 % low": low,
                          "95 % high": high, "units": len(y),
                          "RSNA log loss": weighted_log_loss(test.truth, probs) if level == "slice" else np.nan})
+            if strata is not None:
+                rows[-1]["level-matched AUC"] = matched_auc(y[:, j], p[:, j], strata.loc[list(test.ids)].to_numpy()) \
+                    if level == "slice" else np.nan
     return pd.DataFrame(rows).set_index(["model", "level"])
 
 
@@ -461,17 +482,31 @@ def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def auc_intervals(runs: pd.DataFrame, index: pd.DataFrame, label: str = "any", split: str = "test",
-                  n: int = 1000, seed: int = 0) -> pd.DataFrame:
+                  n: int = 1000, seed: int = 0, strata: pd.Series | None = None) -> pd.DataFrame:
     """Each run's ``label`` AUC on ``split`` with its patient-bootstrap 95 % interval (``train.train_runs`` rows;
-    ``index`` gives each image's patient)."""
+    ``index`` gives each image's patient); with ``strata`` also its level-matched AUC (:func:`auc_with_interval`)."""
     j = LABELS.index(label)
     rows = {}
     for name, folder in runs["folder"].items():
         ids, truth, probs = load_predictions(folder, split)
-        low, high = bootstrap_ci(truth[:, j], probs[:, j], index.loc[ids, "patient"].to_numpy(), auc_or_nan, n, seed)
-        rows[name] = {f"{split} AUC {label}": auc_or_nan(truth[:, j], probs[:, j]), "95 % CI low": low, "95 % CI high": high,
-                      "patients": index.loc[ids, "patient"].nunique()}
+        rows[name] = auc_with_interval(truth[:, j], probs[:, j], index.loc[ids], n, seed, strata)
+        rows[name] = {(f"{split} AUC {label}" if k == "AUC" else k): v for k, v in rows[name].items()}
     return pd.DataFrame(rows).T
+
+
+def auc_with_interval(y: np.ndarray, p: np.ndarray, index: pd.DataFrame, n: int = 1000, seed: int = 0,
+                      strata: pd.Series | None = None) -> dict:
+    """One label's AUC with its patient-bootstrap interval (``index``: the images' rows, for their patients)
+    and, with ``strata``, the level-matched AUC and its interval from the same draws."""
+    patients = index["patient"].to_numpy()
+    weights = patient_weights(patients, n, seed)
+    low, high = percentiles(weighted_aucs(y, p, weights), 0.95)
+    row = {"AUC": auc_or_nan(y, p), "95 % CI low": low, "95 % CI high": high}
+    if strata is not None:
+        levels = strata.loc[index.index].to_numpy()
+        m_low, m_high = percentiles(matched_aucs(y, p, levels, weights), 0.95)
+        row |= {"level-matched AUC": matched_auc(y, p, levels), "matched low": m_low, "matched high": m_high}
+    return row | {"patients": index["patient"].nunique()}
 
 
 # ------------------------------------------------------------------------------------------- training

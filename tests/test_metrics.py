@@ -164,3 +164,66 @@ def test_vectorised_bootstrap_aucs_equal_the_loop_over_the_same_draws():
     assert np.isnan(bootstrap_aucs(single, score, patients, 50, 4)).any()
     low, high = bootstrap_ci(y, score, patients, auc_or_nan, 200, 0)
     assert low < auc_or_nan(y, score) < high
+
+
+# ------------------------------------------------------------------------------------- level-matched AUC
+def test_matched_auc_of_a_score_that_knows_only_the_level_is_one_half():
+    from ichlib.metrics import matched_auc, matched_aucs
+
+    rng = np.random.default_rng(2)
+    strata = rng.integers(0, 10, 500)
+    y = rng.random(500) < np.where((strata > 2) & (strata < 8), 0.4, 0.05)  # the level predicts the label
+    by_level = -np.abs(strata - 5) * 0.1  # a function of the level alone: highest mid-series
+    assert roc_auc_score(y, by_level) > 0.65  # plain AUC rewards it...
+    assert matched_auc(y, by_level, strata) == 0.5  # ...the matched AUC, exactly not
+    weights = rng.integers(0, 3, (20, 500)).astype(float)  # bootstrap-like draws: still 0.5 in every one
+    assert np.allclose(matched_aucs(y, by_level, strata, weights), 0.5)
+
+
+def test_matched_auc_is_one_for_a_score_that_separates_within_every_level_even_if_not_across():
+    from ichlib.metrics import matched_auc
+
+    rng = np.random.default_rng(3)
+    strata = np.repeat(np.arange(10), 40)
+    y = rng.random(400) < 0.3
+    score = np.where(y, 1.0, 0.0) - strata  # right within each level, badly ordered across levels
+    assert roc_auc_score(y, score) < 0.8
+    assert matched_auc(y, score, strata) == 1.0
+
+
+def test_matched_auc_by_hand_weights_strata_by_positives_and_drops_one_class_strata():
+    from ichlib.metrics import matched_auc
+
+    # stratum 0: positives 0.9, 0.2 against negative 0.5 -> 1/2; stratum 1: positive 0.8 against 0.1, 0.9 -> 1/2
+    # stratum 2: a positive without negatives (no pair to rank: dropped); stratum 3: negatives only
+    strata = np.array([0, 0, 0, 1, 1, 1, 2, 3, 3])
+    y = np.array([1, 1, 0, 1, 0, 0, 1, 0, 0])
+    s = np.array([0.9, 0.2, 0.5, 0.8, 0.1, 0.9, 0.0, 0.3, 0.3])
+    assert matched_auc(y, s, strata) == pytest.approx((2 * 0.5 + 1 * 0.5) / 3)
+    s[1] = 0.6  # stratum 0 now ranks both positives right: (2 * 1 + 1 * 0.5) / 3
+    assert matched_auc(y, s, strata) == pytest.approx(2.5 / 3)
+    assert np.isnan(matched_auc(y[6:], s[6:], strata[6:]))  # no stratum holds both classes
+
+
+def test_matched_auc_with_one_stratum_is_the_plain_auc_and_its_interval_resamples_patients():
+    from ichlib.metrics import bootstrap_ci, auc_or_nan, matched_auc, matched_ci
+
+    rng = np.random.default_rng(4)
+    y = rng.random(300) < 0.3
+    s = y + rng.normal(0, 1, 300)
+    patients = np.repeat(np.arange(30), 10)
+    assert matched_auc(y, s, np.zeros(300)) == pytest.approx(roc_auc_score(y, s))
+    assert matched_ci(y, s, np.zeros(300), patients, 200, 0) == pytest.approx(
+        bootstrap_ci(y, s, patients, auc_or_nan, 200, 0))
+
+
+def test_paired_matched_says_better_for_the_model_that_sees_more_than_the_level():
+    from ichlib.metrics import paired_matched
+
+    rng = np.random.default_rng(5)
+    strata = rng.integers(0, 10, 2000)
+    y = rng.random(2000) < np.where((strata > 2) & (strata < 8), 0.4, 0.05)
+    level_only = strata + rng.normal(0, 0.01, 2000)
+    sees_blood = y * 1.5 + rng.normal(0, 1, 2000)
+    r = paired_matched(y, sees_blood, level_only, strata, np.arange(2000) // 10, 300, 0)
+    assert r["verdict"] == "better" and r["b"] == pytest.approx(0.5, abs=0.05)
