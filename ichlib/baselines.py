@@ -148,3 +148,28 @@ def aligned(folder: str | os.PathLike, split: str, ids) -> np.ndarray:
     if frame.isna().any().any():
         raise ValueError(f"{folder}: the baseline has no {split} prediction for some of the images asked for")
     return frame.to_numpy()
+
+
+def level_rates(index: pd.DataFrame, labels: pd.DataFrame, ids, bins: int = LEVEL_BINS) -> pd.DataFrame:
+    """Share of slices positive for each label in each stratum (a tenth of the series by default) among ``ids``
+    (the training split, say): rows strata 0 (lowest) to ``bins`` - 1, columns the six labels and "slices".
+    Where these shares differ, the level alone predicts the label."""
+    ids = list(ids)
+    strata = levels(index.loc[ids], bins)["stratum"]
+    truth = labels.reindex(ids).fillna(0)[list(LABELS)]
+    table = truth.groupby(strata.to_numpy()).mean()
+    table["slices"] = strata.value_counts().sort_index().to_numpy()
+    return table.rename_axis("stratum")
+
+
+def label_aucs(candidates: dict[str, np.ndarray], truth: np.ndarray) -> pd.DataFrame:
+    """Per-label AUC (columns the six labels) of each candidate (rows) on the same images."""
+    from .metrics import per_label_auc
+
+    return pd.DataFrame({name: per_label_auc(truth, probs) for name, probs in candidates.items()}).T
+
+
+def at_or_below(aucs: pd.DataFrame, baseline: pd.Series) -> pd.Series:
+    """Per label, how many candidates (rows of :func:`label_aucs`) score no higher than the baseline (undefined
+    AUCs are not counted)."""
+    return (aucs <= baseline).sum()

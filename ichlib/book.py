@@ -128,6 +128,8 @@ VALUE_RULES = {
     "test_fraction": (lambda v: 0 < v < 0.9, "in (0, 0.9)"),
     "localisation_slices": (lambda v: v >= 0, "0 (every positive test slice) or more"),
     "series_train_studies": (lambda v: v >= 2, "at least 2"),
+    "reseeds": (lambda v: v >= 0, "0 (no seed spread measured) or more"),
+    "sanity_slices": (lambda v: v >= 1, "at least 1"),
     "data_dir": (lambda v: not v or (Path(v) / "stage_2_train.csv").is_file() and (Path(v) / "stage_2_train").is_dir(),
                  "empty (the phantom) or a folder holding Kaggle's stage_2_train.csv and stage_2_train/"),
 }

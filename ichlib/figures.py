@@ -255,3 +255,43 @@ def series_figure(z: np.ndarray, truth: np.ndarray, curves: dict[str, np.ndarray
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def level_rates(rates: pd.DataFrame) -> plt.Figure:
+    """Share of slices with each label by the slice's tenth of its series (``ichlib.baselines.level_rates``):
+    the signal a model can take from the level alone."""
+    from .rsna import LABELS
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    centres = (rates.index.to_numpy() + 0.5) / len(rates)
+    for label in LABELS:
+        ax.plot(centres, rates[label] * 100, marker="o", ms=3, lw=2.2 if label == "any" else 1.1, label=label)
+    ax.set(xlabel="level: the slice's place in its series (0 lowest, 1 highest)", ylabel="% of slices positive",
+           xlim=(0, 1))
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def against_baseline(aucs: pd.DataFrame, baseline: pd.Series, name: str = "level only") -> plt.Figure:
+    """Each model's test AUC per label (dots, one colour per backbone) beside a baseline's (a bar): a dot at or
+    under the bar is a model that has learned no more than the baseline knows."""
+    from .rsna import LABELS
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    archs = sorted({n.split("-")[0] for n in aucs.index})
+    colours = dict(zip(archs, plt.get_cmap("tab10").colors))
+    offsets = np.linspace(-0.25, 0.25, max(len(aucs), 1))
+    for k, label in enumerate(LABELS):
+        ax.hlines(baseline[label], k - 0.38, k + 0.38, color="black", lw=2.5, label=name if k == 0 else None)
+        for offset, (model, row) in zip(offsets, aucs.iterrows()):
+            arch = model.split("-")[0]
+            ax.plot(k + offset, row[label], "o", ms=5, color=colours[arch], mfc="none" if "baseline" in model else None)
+    for arch, colour in colours.items():
+        ax.plot([], [], "o", color=colour, label=arch)
+    ax.set_xticks(range(len(LABELS)), LABELS, rotation=20)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set(ylabel="test AUC")
+    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    return fig

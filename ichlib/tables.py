@@ -101,13 +101,20 @@ def ensemble_rocs(members: pd.DataFrame, val: Predictions, test: Predictions,
                   weights_from: str = "validation") -> dict[str, tuple | None]:
     """Pooled test ROC curves (``metrics.micro_roc``) of each ensemble of the baseline and of the optimised
     models among ``members`` (rows of ``train_runs`` output), as the paper's Figures 18, 20 and 21 draw them."""
-    curves = {}
+    return {name: micro_roc(test.truth, score) for name, score in ensembles_of(members, val, test, weights_from).items()}
+
+
+def ensembles_of(members: pd.DataFrame, val: Predictions, test: Predictions,
+                 weights_from: str = "validation") -> dict[str, np.ndarray]:
+    """The test scores (images, 6) of each of the paper's ensembles of the baseline and of the optimised models
+    among ``members``: ``{"average of baseline": ..., "vote of optimised": ..., ...}``."""
+    scores_ = {}
     for variant in ("baseline", "optimised"):
         names = list(members.index[members["variant"] == variant])
         for method in ensemble.METHODS if names else ():
-            score = ensemble_output(method, val.pick(names), test.pick(names), weights_from)[1]
-            curves[f"{method} of {variant}"] = micro_roc(test.truth, score)
-    return curves
+            scores_[f"{method} of {variant}"] = ensemble_output(method, val.pick(names), test.pick(names),
+                                                                weights_from)[1]
+    return scores_
 
 
 def ensemble_scores(method: str, val: Predictions, test: Predictions, weights_from: str = "validation") -> dict:
@@ -451,12 +458,22 @@ def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: 
 
 
 def gain_over(truth: np.ndarray, prob_a: np.ndarray, prob_b: np.ndarray, patients, gain: float,
-              label: str = "any", n: int = 1000, seed: int = 0) -> dict:
-    """Whether A beats B by at least ``gain`` in ``label`` AUC with the paired interval above zero: the
-    ``metrics.paired_bootstrap`` result with ``met`` added."""
+              label: str = "any", n: int = 1000, seed: int = 0, spread: float = np.nan) -> dict:
+    """Whether A beats B by at least ``gain`` in ``label`` AUC with the paired interval above zero and, where
+    the seed spread is known, by more than it: the ``metrics.paired_bootstrap`` result with ``met`` added."""
     j = LABELS.index(label)
     r = paired_bootstrap(truth[:, j], prob_a[:, j], prob_b[:, j], patients, auc_or_nan, n, seed)
-    return {**r, "met": bool(r["difference"] >= gain and r["low"] > 0)}
+    beyond_seeds = not np.isfinite(spread) or r["difference"] > spread
+    return {**r, "met": bool(r["difference"] >= gain and r["low"] > 0 and beyond_seeds)}
+
+
+def any_auc_table(candidates: dict[str, np.ndarray], test: Predictions, index: pd.DataFrame, n: int = 1000,
+                  seed: int = 0, strata: pd.Series | None = None) -> pd.DataFrame:
+    """Each candidate's test `any` AUC with its patient-bootstrap interval and, with ``strata``, its
+    level-matched AUC with its interval (:func:`auc_with_interval`), one row per candidate."""
+    rows = {name: auc_with_interval(test.truth[:, ANY], probs[:, ANY], index.loc[list(test.ids)], n, seed, strata,
+                                    "test AUC any") for name, probs in candidates.items()}
+    return pd.DataFrame(rows).T.drop(columns="patients")
 
 
 def comparison_pairs(runs: pd.DataFrame, test: Predictions, ensemble_probs: np.ndarray,
@@ -489,19 +506,19 @@ def auc_intervals(runs: pd.DataFrame, index: pd.DataFrame, label: str = "any", s
     rows = {}
     for name, folder in runs["folder"].items():
         ids, truth, probs = load_predictions(folder, split)
-        rows[name] = auc_with_interval(truth[:, j], probs[:, j], index.loc[ids], n, seed, strata)
-        rows[name] = {(f"{split} AUC {label}" if k == "AUC" else k): v for k, v in rows[name].items()}
+        rows[name] = auc_with_interval(truth[:, j], probs[:, j], index.loc[ids], n, seed, strata,
+                                       f"{split} AUC {label}")
     return pd.DataFrame(rows).T
 
 
 def auc_with_interval(y: np.ndarray, p: np.ndarray, index: pd.DataFrame, n: int = 1000, seed: int = 0,
-                      strata: pd.Series | None = None) -> dict:
-    """One label's AUC with its patient-bootstrap interval (``index``: the images' rows, for their patients)
-    and, with ``strata``, the level-matched AUC and its interval from the same draws."""
+                      strata: pd.Series | None = None, key: str = "AUC") -> dict:
+    """One label's AUC (under ``key``) with its patient-bootstrap interval (``index``: the images' rows, for
+    their patients) and, with ``strata``, the level-matched AUC and its interval from the same draws."""
     patients = index["patient"].to_numpy()
     weights = patient_weights(patients, n, seed)
     low, high = percentiles(weighted_aucs(y, p, weights), 0.95)
-    row = {"AUC": auc_or_nan(y, p), "95 % CI low": low, "95 % CI high": high}
+    row = {key: auc_or_nan(y, p), "95 % CI low": low, "95 % CI high": high}
     if strata is not None:
         levels = strata.loc[index.index].to_numpy()
         m_low, m_high = percentiles(matched_aucs(y, p, levels, weights), 0.95)

@@ -94,3 +94,35 @@ def test_gradcam_grid_lays_out_rows_of_overlays_with_titles_and_one_colour_bar_p
     texts = [t.get_text() for ax in images for t in ax.texts]
     assert "resnet50" in texts and "densenet121" in texts
     plt.close(fig)
+
+
+def test_level_rates_draws_one_line_per_label_across_the_series():
+    from ichlib.rsna import LABELS
+
+    rates = pd.DataFrame({label: np.linspace(0, 0.3, 10) for label in LABELS}, index=pd.RangeIndex(10, name="stratum"))
+    rates["slices"] = 100
+    fig = figures.level_rates(rates)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == len(LABELS) and [t.get_text() for t in ax.get_legend().get_texts()] == list(LABELS)
+    np.testing.assert_allclose(lines[0].get_xdata(), (np.arange(10) + 0.5) / 10)
+    np.testing.assert_allclose(lines[0].get_ydata(), np.linspace(0, 30, 10))
+    assert lines[0].get_linewidth() > lines[1].get_linewidth()  # `any` drawn heavier
+    plt.close(fig)
+
+
+def test_against_baseline_puts_a_bar_per_label_and_a_dot_per_model_and_label():
+    from ichlib.rsna import LABELS
+
+    aucs = pd.DataFrame([[0.7] * 6, [0.9] * 6], columns=list(LABELS),
+                        index=["resnet50-three_window-baseline", "densenet121-adjacent-optimised"])
+    baseline = pd.Series(0.8, index=list(LABELS))
+    fig = figures.against_baseline(aucs, baseline)
+    ax = fig.axes[0]
+    bars = ax.collections
+    assert len(bars) == len(LABELS) and all(np.allclose(np.asarray(b.get_segments())[0][:, 1], 0.8) for b in bars)
+    dots = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    assert sorted({float(line.get_ydata()[0]) for line in dots}) == [0.7, 0.9] and len(dots) == 2 * len(LABELS)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "level only" and {"resnet50", "densenet121"} <= set(legend)
+    plt.close(fig)

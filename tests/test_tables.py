@@ -248,3 +248,61 @@ def test_verdict_text_reads_as_a_sentence():
     straddles = tables.verdict_text({**row, "A is": "cannot tell", "A - B": 0.009})
     assert straddles.startswith("no better and no worse (the interval straddles zero): +0.009")
     assert tables.verdict_text({**row, "A is": "undefined"}).startswith("undefined")
+
+
+def test_paired_auc_on_the_level_matched_auc_and_against_the_seed_spread():
+    rng = np.random.default_rng(3)
+    strata = rng.integers(0, 10, 1000)
+    truth = np.zeros((1000, 6))
+    truth[:, 0] = rng.random(1000) < np.where((strata > 2) & (strata < 8), 0.4, 0.05)
+    level = np.tile((-np.abs(strata - 5) + rng.normal(0, 0.01, 1000))[:, None], 6)  # knows the level only
+    sees = np.tile((truth[:, 0] * 1.2 + rng.normal(0, 1, 1000))[:, None], 6)
+    patients = np.arange(1000) // 5
+    plain = tables.paired_auc(truth, {"sees": sees, "level": level}, [("sees", "level")], patients, n=200)
+    matched = tables.paired_auc(truth, {"sees": sees, "level": level}, [("sees", "level")], patients, n=200,
+                                strata=strata)
+    assert "level-matched AUC any B" in matched.columns and "AUC any B" in plain.columns
+    assert matched.at[0, "level-matched AUC any B"] == pytest.approx(0.5, abs=0.05)
+    assert matched.at[0, "A - B"] > plain.at[0, "A - B"]  # the level's credit is gone
+    assert matched.at[0, "A is"] == "better"
+    wide = tables.paired_auc(truth, {"sees": sees, "level": level}, [("sees", "level")], patients, n=200,
+                             strata=strata, spread=1.0)
+    assert wide.at[0, "A is"] == tables.SEED_FLIPPABLE
+    assert tables.verdict_text(wide.iloc[0]).startswith("no better and no worse than retraining")
+
+
+def test_any_auc_table_gives_plain_and_matched_intervals_per_candidate():
+    rng = np.random.default_rng(4)
+    ids = pd.Index([f"ID_{i}" for i in range(300)], name="ID")
+    truth = np.zeros((300, 6))
+    truth[:, 0] = rng.integers(0, 2, 300)
+    index = pd.DataFrame({"patient": [f"p{i // 3}" for i in range(300)]}, index=ids)
+    strata = pd.Series(np.arange(300) % 10, index=ids)
+    test = tables.Predictions(["a"], ids, truth, np.zeros((1, 300, 6)))
+    good = np.tile((truth[:, 0] + rng.normal(0, 0.8, 300))[:, None], 6)
+    table = tables.any_auc_table({"good": good, "constant": np.full((300, 6), 0.3)}, test, index, 200, 0, strata)
+    assert list(table.columns) == ["test AUC any", "95 % CI low", "95 % CI high", "level-matched AUC",
+                                   "matched low", "matched high"]
+    row = table.loc["good"]
+    assert row["95 % CI low"] < row["test AUC any"] < row["95 % CI high"]
+    assert row["matched low"] < row["level-matched AUC"] < row["matched high"]
+    assert table.loc["constant", "test AUC any"] == 0.5 and table.loc["constant", "level-matched AUC"] == 0.5
+
+
+def test_ensembles_of_gives_the_papers_six_ensembles(runs):
+    val, test = tables.load(runs, "val"), tables.load(runs, "test")
+    found = tables.ensembles_of(tables.group_runs(runs, "three_window"), val, test)
+    assert set(found) == {f"{m} of {v}" for m in ("average", "vote", "weighted") for v in ("baseline", "optimised")}
+    members = list(runs.index[(runs["preprocessing"] == "three_window") & (runs["variant"] == "baseline")])
+    np.testing.assert_allclose(found["average of baseline"], test.pick(members).probs.mean(axis=0))
+
+
+def test_gain_over_is_not_met_within_the_seed_spread():
+    rng = np.random.default_rng(5)
+    truth = np.zeros((600, 6))
+    truth[:, 0] = rng.integers(0, 2, 600)
+    a = np.tile((truth[:, 0] * 2 + rng.normal(0, 1, 600))[:, None], 6)
+    b = np.tile((truth[:, 0] * 0.5 + rng.normal(0, 1, 600))[:, None], 6)
+    patients = np.arange(600) // 6
+    assert tables.gain_over(truth, a, b, patients, 0.02, n=200)["met"]
+    assert not tables.gain_over(truth, a, b, patients, 0.02, n=200, spread=0.5)["met"]
