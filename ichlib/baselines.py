@@ -9,10 +9,15 @@ the level held fixed. Neither needs masks, so both run on real data as on the ph
 
     levels(index)               each slice's relative position, series length and stratum (a tenth of its series)
     level_only(src, index, ...) the baseline's folder (fit once, then kept): predictions_val / predictions_test
+    pixels(src, index, ...)     the pixel baselines: density counts (``ichlib.density``), without and with the level
+
+The pixel baselines answer the other question a model must beat: what a six-number summary of the slice's
+density knows. Both kinds are read without masks, so both run on real data.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -131,14 +136,58 @@ def level_only(src, index: pd.DataFrame, labels: pd.DataFrame, split: pd.Series,
     """The level-only baseline of a source and split: fit on the training slices (position in the series, and
     the series' length where that helps on validation), kept under ``data/baselines/`` and returned as the
     folder of its saved predictions (``ichlib.runs.load_predictions`` reads them)."""
-    settings = {"baseline": LEVEL_ONLY, "seed": seed, "split": hashlib.sha1(
+    return fitted(src, LEVEL_ONLY, lambda: levels(index.loc[split.index]), LEVEL_FEATURES, labels, split, seed)
+
+
+def fitted(src, name: str, features, candidates: dict[str, list], labels: pd.DataFrame, split: pd.Series,
+           seed: int = 0) -> Path:
+    """A baseline's folder, fit by :func:`fit_on_split` and saved the first time it is asked for, then kept.
+    ``features`` is a function giving the feature table (called only when the baseline must be fit); the
+    folder is keyed by the name, the candidates, the seed and the split."""
+    settings = {"baseline": name, "candidates": candidates, "seed": seed, "split": hashlib.sha1(
         pd.util.hash_pandas_object(split.sort_index()).values.tobytes()).hexdigest()[:12]}
-    folder = baseline_dir(src, LEVEL_ONLY, settings)
+    folder = baseline_dir(src, name, settings)
     if (folder / "baseline.json").exists():
         return folder
     truth = labels.reindex(split.index).fillna(0)
-    result = fit_on_split(levels(index.loc[split.index]), truth, split, LEVEL_FEATURES, seed)
-    return save(folder, result, truth, settings)
+    return save(folder, fit_on_split(features(), truth, split, candidates, seed), truth, settings)
+
+
+PIXELS_ONLY, PIXELS_AND_LEVEL = "pixels only", "pixels and level"
+
+
+def pixel_features(src, index: pd.DataFrame, workers: int | None = None) -> pd.DataFrame:
+    """Every slice's density counts (``ichlib.density``) with its level, computed once per source and kept as
+    ``data/baselines/<source>/pixel-features-<hash of the bands>.csv``."""
+    from .density import BANDS, index_features
+
+    digest = hashlib.sha1(json.dumps(BANDS, sort_keys=True).encode()).hexdigest()[:8]
+    path = baseline_dir(src, "pixel-features", {}).parent / f"pixel-features-{digest}.csv"
+    if path.exists():
+        table = pd.read_csv(path, index_col="ID")
+    else:
+        table, _ = index_features(index, workers)  # unreadable slices stay NaN: the tree reads them as missing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        table.rename_axis("ID").to_csv(tmp)
+        os.replace(tmp, path)
+    return table.reindex(index.index).join(levels(index))
+
+
+def pixels(src, index: pd.DataFrame, labels: pd.DataFrame, split: pd.Series, seed: int = 0,
+           workers: int | None = None) -> dict[str, Path]:
+    """The pixel baselines, fit on the training slices: a small boosted tree per label on the density counts
+    alone, and on the counts with the slice's level. ``{name: folder}``, each saved like a run's."""
+    from .density import COLUMNS
+
+    @functools.cache
+    def features():  # the slices are read only if a baseline must be fit, and then once for both
+        return pixel_features(src, index, workers).loc[split.index]
+
+    counts = list(COLUMNS)
+    return {PIXELS_ONLY: fitted(src, PIXELS_ONLY, features, {PIXELS_ONLY: counts}, labels, split, seed),
+            PIXELS_AND_LEVEL: fitted(src, PIXELS_AND_LEVEL, features, {PIXELS_AND_LEVEL: counts + ["level"]},
+                                     labels, split, seed)}
 
 
 def aligned(folder: str | os.PathLike, split: str, ids) -> np.ndarray:
@@ -173,3 +222,12 @@ def at_or_below(aucs: pd.DataFrame, baseline: pd.Series) -> pd.Series:
     """Per label, how many candidates (rows of :func:`label_aucs`) score no higher than the baseline (undefined
     AUCs are not counted)."""
     return (aucs <= baseline).sum()
+
+
+def all_baselines(src, index: pd.DataFrame, labels: pd.DataFrame, split: pd.Series, ids, seed: int = 0,
+                  part: str = "test", workers: int | None = None) -> dict[str, np.ndarray]:
+    """Every baseline's (images, 6) probabilities on ``part`` in the order of ``ids`` (the runs' images):
+    level only, pixels only, pixels and level; each fit once and kept. What the chapters put beside the models."""
+    folders = {LEVEL_ONLY: level_only(src, index, labels, split, seed),
+               **pixels(src, index, labels, split, seed, workers)}
+    return {name: aligned(folder, part, ids) for name, folder in folders.items()}

@@ -197,3 +197,20 @@ def layer_heatmaps(src: Source, spec, model, image_id: str, label: int | str = "
                        "heatmap": gradcam(model, image[None], label, layer=layer)[0],
                        "title": f"{layer}: {rows} x {cols} cells"})
     return panels
+
+
+def worst_false_positives(index: pd.DataFrame, ids, y_any, p_any, n: int = 6) -> list[dict]:
+    """The ``n`` slices without blood that a score ranks highest, as ``figures.gallery`` items: the slice in HU,
+    its pixels of 50-100 HU (what the pixel baseline counts) as the outlined "mask", and the score in the title.
+    Unreadable slices are passed over."""
+    negatives = [(p, i) for i, y, p in zip(ids, np.asarray(y_any), np.asarray(p_any)) if y == 0]
+    items = []
+    for p, image_id in sorted(negatives, key=lambda t: -t[0]):
+        try:
+            hu = read_hu(index.at[image_id, "path"])
+        except (OSError, ValueError):  # DicomError is a ValueError: a bad file is skipped, not fatal
+            continue
+        items.append({"subtype": f"p(any) {p:.2f}", "id": image_id, "hu": hu, "mask": (hu >= 50) & (hu < 100)})
+        if len(items) == n:
+            break
+    return items

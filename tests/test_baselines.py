@@ -79,3 +79,38 @@ def test_the_level_only_baseline_is_saved_like_a_run_and_kept(tmp_path, monkeypa
     assert np.array_equal(baselines.aligned(folder, "test", order), probs[::-1])
     with pytest.raises(ValueError, match="no test prediction"):
         baselines.aligned(folder, "test", ["ID_not_there"])
+
+
+def test_the_pixel_baselines_find_blood_by_its_density_from_the_files(tmp_path, monkeypatch):
+    """Series of small slices, half with a 65 HU patch: counting bright pixels separates them; the level cannot."""
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.runs import load_predictions
+    from ichlib.store import Source
+    from tests.conftest import write_dicom
+
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    index = make_index([8] * 40)
+    truth = pd.DataFrame(0, index=index.index, columns=list(LABELS))
+    paths = []
+    for image_id in index.index:
+        stored = (1024 + 30 + rng.normal(0, 3, (32, 32))).astype(np.uint16)
+        if rng.random() < 0.4:
+            truth.loc[image_id, ["any", "intraparenchymal"]] = 1
+            top, left = rng.integers(4, 24, 2)
+            stored[top:top + 5, left:left + 5] = 1024 + 65
+        paths.append(str(write_dicom(tmp_path / f"{image_id}.dcm", stored, image_id=image_id)))
+    index["path"] = paths
+    series = index["series"].str[1:].astype(int)
+    split = pd.Series(np.select([series < 28, series < 32], ["train", "val"], "test"), index=index.index)
+    src = Source(tmp_path / "cohort", "phantom-test", phantom=True)
+    folders = baselines.pixels(src, index, truth, split, seed=0, workers=1)
+    assert set(folders) == {baselines.PIXELS_ONLY, baselines.PIXELS_AND_LEVEL}
+    for folder in folders.values():
+        ids, y, probs = load_predictions(folder, "test")
+        assert roc_auc_score(y[:, 0], probs[:, 0]) > 0.95
+    level = load_predictions(baselines.level_only(src, index, truth, split, seed=0), "test")
+    assert roc_auc_score(level[1][:, 0], level[2][:, 0]) < 0.75  # the level knows nothing here
+    features = baselines.pixel_features(src, index, workers=1)  # kept: read back, not recomputed
+    assert list(features.columns[-3:]) == ["level", "slices", "stratum"] and len(features) == len(index)
