@@ -107,3 +107,20 @@ def test_heatmaps_per_run_and_slice_drawn_as_the_papers_pairs(app_env):
     np.testing.assert_array_equal(images[1], cached[..., BRAIN_CHANNEL["three_window"]])
     fig = figures.gradcam_pairs(heat, ["resnet50"], ["baseline"], "three_window", mask=np.ones((32, 32), bool))
     assert [ax.get_title() for ax in fig.axes if ax.get_title()][:2] == ["baseline, bleed", "baseline, no bleed"]
+
+
+def test_worst_false_positives_are_the_highest_scored_negatives_and_skip_bad_files(phantom, tmp_path):
+    _, index, failures, labels = phantom
+    ids = [i for i in index.index if i not in {p.split("/")[-1][:-4] for p, _ in failures}][:40]
+    y = labels.loc[ids, "any"].to_numpy()
+    p = np.linspace(0, 1, len(ids))
+    bad = index.copy()
+    top_negative = [i for i, yy in zip(ids, y) if yy == 0][-1]
+    bad.loc[top_negative, "path"] = str(tmp_path / "missing.dcm")  # the highest negative cannot be read
+    items = describe.worst_false_positives(bad, ids, y, p, n=3)
+    negatives = [i for i, yy in zip(ids, y) if yy == 0]
+    assert [item["id"] for item in items] == negatives[::-1][1:4]  # highest first, the unreadable one passed over
+    for item in items:
+        assert item["mask"].shape == item["hu"].shape
+        assert item["mask"].sum() == ((item["hu"] >= 50) & (item["hu"] < 100)).sum()
+        assert item["subtype"].startswith("p(any) ")
