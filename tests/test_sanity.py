@@ -73,3 +73,13 @@ def test_reasons_split_positive_slices_four_ways_and_the_table_counts_them():
     assert list(table["slices"]) == [1, 2, 1, 1]
     assert table.at["found, hot elsewhere", "energy inside"] == pytest.approx(0.2)
     assert table["share"].sum() == pytest.approx(1.0)
+
+
+def test_a_cascade_passes_only_if_the_maps_let_go_from_the_top_half_on_whichever_their_sign():
+    def table(values):
+        return pd.DataFrame({"rank correlation": values}, index=pd.Index(sanity.CASCADE, name="share re-initialised"))
+
+    assert sanity.passes(table([1.0, 0.9, 0.7, 0.5, 0.2, 0.05]))
+    assert not sanity.passes(table([1.0, 0.84, 0.82, 0.78, 0.69, -0.60]))  # tied at half, upside down at the end
+    assert not sanity.passes(table([1.0, 0.9, 0.7, 0.5, 0.2, -0.55]))  # an inverted map is as tied as a kept one
+    assert not sanity.passes(table([1.0, 0.9, 0.7, 0.5, np.nan, np.nan]))  # undefined is not a pass
