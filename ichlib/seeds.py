@@ -69,10 +69,11 @@ def measure(src, runs: pd.DataFrame, spec: RunSpec, extra: int, seed: int, strat
 
 
 def spread_text(table: pd.DataFrame) -> str:
-    """The spread in words, for the summaries and the abstract: ``0.012 in `any` AUC (0.020 level-matched) over
-    3 seeds``; "undefined" where the AUCs are (one class only in the test split)."""
+    """The spread in words, for the summaries and the abstract (plain text: a glued value is not Markdown):
+    ``0.012 (0.020 level-matched) over 3 seeds``; an unmeasurable amount where the AUCs are undefined (one class
+    only in the test split)."""
     seeds = len(table) - 2
     plain, matched = table.loc["range", table.columns[0]], table.loc["range", "level-matched AUC"]
     if not np.isfinite(plain):
         return f"an amount this test split cannot measure (its AUC is undefined) over {seeds} seeds"
-    return f"{plain:.3f} in `any` AUC ({matched:.3f} level-matched) over {seeds} seeds"
+    return f"{plain:.3f} ({matched:.3f} level-matched) over {seeds} seeds"

@@ -42,3 +42,12 @@ def test_a_verdict_within_the_seed_spread_cannot_tell():
     assert seeds.with_spread("better", 0.03, 0.02) == "better"
     assert seeds.with_spread("cannot tell", 0.0, 0.02) == "cannot tell"
     assert seeds.with_spread("better", 0.01, float("nan")) == "better"
+
+
+def test_spread_text_is_plain_words_and_says_when_it_cannot_measure(tmp_path):
+    table = pd.DataFrame({"test AUC any": [0.9, 0.87, 0.86, 0.04, 0.02],
+                          "level-matched AUC": [0.77, 0.70, 0.68, 0.09, 0.05]},
+                         index=["seed 0", "seed 1", "seed 2", "range", "sd"])
+    assert seeds.spread_text(table) == "0.040 (0.090 level-matched) over 3 seeds"
+    table.loc["range"] = np.nan
+    assert seeds.spread_text(table).startswith("an amount this test split cannot measure")
