@@ -114,3 +114,21 @@ def test_the_pixel_baselines_find_blood_by_its_density_from_the_files(tmp_path, 
     assert roc_auc_score(level[1][:, 0], level[2][:, 0]) < 0.75  # the level knows nothing here
     features = baselines.pixel_features(src, index, workers=1)  # kept: read back, not recomputed
     assert list(features.columns[-3:]) == ["level", "slices", "stratum"] and len(features) == len(index)
+
+
+def test_a_slice_whose_features_are_missing_is_still_predicted():
+    """An unreadable slice has NaN pixel counts: the tree reads them as missing, the slice keeps a prediction."""
+    index, lv, _, truth, split = known_answer(60)
+    lv = lv.copy()
+    hole = split.index[split == "test"][:3]
+    lv.loc[hole, "level"] = np.nan
+    found = baselines.fit_on_split(lv, truth, split, {"level": ["level"]}, seed=0)
+    ids, probs = found["test"]
+    assert np.isfinite(probs).all() and set(hole) <= set(ids)
+
+
+def test_a_one_slice_series_sits_in_the_middle():
+    found = baselines.levels(make_index([1, 3]))
+    assert found.loc["ID_0_0", "level"] == 0.5 and found.loc["ID_0_0", "stratum"] == 5
+    empty = make_index([1]).iloc[:0]
+    assert baselines.levels(empty).empty
