@@ -6,6 +6,8 @@
     python benchmarks/bench_training.py --archs densenet121 --policy mixed_bfloat16 --batch 64
     ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/bench_training.py
                                                                 # a newcomer's AVX2 machine, seen on an AVX-512 one
+    ICHBOOK_KERAS_LAYOUT=1 python benchmarks/bench_training.py   # Keras' own torch convolution and batch norm
+                                                                # (without ichlib.backend's two fixes), to compare
 
 Prints one JSON line for the machine (CPU model and flags, threads, the backend's fp32 matmul GFLOP/s) and
 then one per backbone: ``images_per_s`` of the book's own fit (cached uint8 batches through ``ichlib.train``,
@@ -68,7 +70,9 @@ def main() -> None:
     from ichlib.backend import threads
 
     print(json.dumps({**cpu_facts(), "backend": keras.backend.backend(), "threads": threads(),
-                      "matmul_gflops": round(peak, 1)}), flush=True)
+                      "matmul_gflops": round(peak, 1),
+                      "torch_paths": "keras" if os.environ.get("ICHBOOK_KERAS_LAYOUT") == "1" else "ichlib"}),
+          flush=True)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (args.images, args.size, args.size, 3), dtype=np.uint8)
     y = (rng.random((args.images, 6)) > 0.7).astype(np.uint8)

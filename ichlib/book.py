@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from . import abstract, machine, store
+from . import abstract, machine, runs, store
 
 KERNEL = "ichbook"
 EXECUTED = "book/chapters"
@@ -130,6 +130,13 @@ VALUE_RULES = {
     "series_train_studies": (lambda v: v >= 2, "at least 2"),
     "reseeds": (lambda v: v >= 0, "0 (no seed spread measured) or more"),
     "sanity_slices": (lambda v: v >= 1, "at least 1"),
+    "negatives": (lambda v: v in runs.NEGATIVES, " or ".join(runs.NEGATIVES)),
+    "weights": (lambda v: v in runs.WEIGHTS, " or ".join(runs.WEIGHTS)),
+    "pretrain_images": (lambda v: v >= 0, "0 (no pretrained backbone) or more"),
+    "archs": (lambda v: len(v) > 0 and set(v) <= set(runs.ARCHS), f"a non-empty list of {', '.join(runs.ARCHS)}"),
+    "preprocessings": (lambda v: len(v) > 0 and set(v) <= set(runs.PREPROCESSINGS),
+                       f"a non-empty list of {', '.join(runs.PREPROCESSINGS)}"),
+    "variants": (lambda v: len(v) > 0 and set(v) <= set(runs.VARIANTS), f"a non-empty list of {', '.join(runs.VARIANTS)}"),
     "data_dir": (lambda v: not v or (Path(v) / "stage_2_train.csv").is_file() and (Path(v) / "stage_2_train").is_dir(),
                  "empty (the phantom) or a folder holding Kaggle's stage_2_train.csv and stage_2_train/"),
 }

@@ -17,8 +17,12 @@ import os
 import keras
 import numpy as np
 
+from .backend import fused_torch_batchnorm, lean_torch_layout
 from .paper import TABLE3_PARAMETERS
 from .rsna import LABELS
+
+lean_torch_layout()  # torch: no copies around each convolution (ichlib.backend)
+fused_torch_batchnorm()  # torch: one kernel per batch-norm layer (ichlib.backend)
 
 ARCHITECTURES = {
     "efficientnetb2": keras.applications.EfficientNetB2,

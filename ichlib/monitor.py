@@ -51,16 +51,21 @@ def _append(path: Path, row: dict) -> None:
 
 
 def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_weights, steps_per_epoch: int,
-                batch_size: int, epoch_images: int, best_so_far: float = np.inf):
+                batch_size: int, epoch_images: int, best_so_far: float = np.inf, prior: tuple | None = None):
     """The Keras callback that scores validation for a run writing to ``out`` (see the module doc).
 
     ``batches`` are the validation split's batches, in the order of ``ids`` and ``truth`` (its labels);
     ``sample`` is the curve's fixed sample as (images, ``any`` labels). ``best_so_far`` is the best ``val_loss``
     of the epochs finished before an interruption. A step re-run after an interruption is appended again to
-    ``steps.csv`` and ``curve.csv``: readers keep its last row.
+    ``steps.csv`` and ``curve.csv``: readers keep its last row. ``prior``: (correction, validation strata,
+    sample strata) of a run on level-matched negatives (``ichlib.levelprior``): its output is scored, kept and
+    saved with the level put back.
     """
     import keras
 
+    from .levelprior import apply
+
+    table, val_strata, sample_strata = prior if prior is not None else (None, None, None)
     sample_x, sample_any = sample
     checks = set(np.linspace(0, steps_per_epoch, CURVE_POINTS + 2).round().astype(int)[1:-1] - 1)
 
@@ -81,7 +86,7 @@ def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_
             step = self.epoch * steps_per_epoch + batch + 1
             _append(out / "steps.csv", {"step": step, "epoch": self.epoch + 1, "loss": round(step_loss, 6)})
             if batch in checks:
-                probs = self.model.predict(sample_x, batch_size=64, verbose=0)
+                probs = apply(self.model.predict(sample_x, batch_size=64, verbose=0), sample_strata, table)
                 self._curve(step, auc_or_nan(sample_any, probs[:, ANY]), "validation sample")
 
         def _curve(self, step, auc, where):
@@ -90,6 +95,7 @@ def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_
 
         def on_epoch_end(self, epoch, logs=None):
             probs, features = with_features(self.model).predict(batches, verbose=0)
+            probs = apply(probs, val_strata, table)
             loss = weighted_log_loss(truth, probs, loss_weights)  # the training loss, in NumPy
             logs["val_loss"] = loss
             logs["val_auc_any"] = auc_or_nan(truth[:, ANY], probs[:, ANY])

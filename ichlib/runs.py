@@ -30,8 +30,13 @@ PREDICTIONS = "predictions_{split}.csv"
 FEATURES = "features_{split}.npz"
 
 
+ARCHS = ("efficientnetb2", "resnet50", "densenet121")  # ichlib.models.ARCHITECTURES, named without Keras
 VARIANTS = ("baseline", "optimised")
 LR_SCHEDULES = ("constant", "cosine")
+NEGATIVES = ("random", "level_matched")
+# A run's start: from scratch, Keras' ImageNet backbone (downloaded; the paper's start), or the project's own
+# backbone pretrained on this source's training split (ichlib.pretrain), shared by an architecture's runs.
+WEIGHTS = ("none", "imagenet", "pretrained")
 PREPROCESSINGS = MODES  # the cache's two inputs
 
 
@@ -56,10 +61,23 @@ class RunSpec:
     epoch_images: int = 0  # images per training epoch (drawn afresh each epoch); 0: the whole training split
     crop: bool = False  # each slice cut to its head's box before resizing (ichlib.preprocess.head_box)
     test_fraction: float = 0.10  # patients in the test split (validation keeps the paper's 9 %): the split is data
+    negatives: str = "random"  # or "level_matched": each epoch's negatives follow the positives' levels
+    weights: str = "none"  # the start: one of WEIGHTS
+    pretrain_images: int = 0  # images the "pretrained" backbone saw (ichlib.pretrain); 0 for the other starts
 
     @property
     def name(self) -> str:
         return f"{self.arch}-{self.preprocessing}-{self.variant}"
+
+    def recipe(self) -> str:
+        """The run's training recipe in words, for a page: start, negatives, input, length, batch, rate."""
+        start = {"none": "random weights", "imagenet": "ImageNet weights",
+                 "pretrained": f"a backbone pretrained on {self.pretrain_images:,} training images"}[self.weights]
+        negatives = "negatives at the positives' levels" if self.negatives == "level_matched" else "random negatives"
+        images = f"{self.epoch_images:,} images" if self.epoch_images else "the whole training split"
+        return (f"from {start}, {negatives}, {self.image_size} px{' cut to the head' if self.crop else ''}, "
+                f"{self.epochs} epoch(s) of {images}, batch {self.batch_size}, Adam {self.learning_rate:g} "
+                f"({self.lr_schedule})")
 
     @property
     def loss_weights(self) -> tuple[float, ...]:
@@ -84,6 +102,14 @@ class RunSpec:
             raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum}")
         if not 0 < self.test_fraction < 0.9:
             raise ValueError(f"test_fraction must be in (0, 0.9), got {self.test_fraction}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"unknown negatives {self.negatives!r}; expected one of {NEGATIVES}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"unknown weights {self.weights!r}; expected one of {WEIGHTS}")
+        if (self.weights == "pretrained") != (self.pretrain_images > 0):
+            raise ValueError("weights='pretrained' needs pretrain_images > 0 (the backbone's training images), and "
+                             f"pretrain_images is only for it; got weights={self.weights!r}, "
+                             f"pretrain_images={self.pretrain_images}")
 
 
 SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))

@@ -204,10 +204,13 @@ def training_studies(split: pd.Series, index: pd.DataFrame, labels: pd.DataFrame
     return list(train.index[train["study"].isin(chosen)])
 
 
-def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None) -> tuple[pd.Index, np.ndarray]:
+def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None,
+                 strata: pd.Series | None = None) -> tuple[pd.Index, np.ndarray]:
     """A run's pooled embeddings for a split: those saved at training time (validation, test), or, for another
-    split name, computed for ``ids`` from ``cache`` once and kept in the run folder."""
-    from . import runs
+    split name, computed for ``ids`` from ``cache`` once and kept in the run folder. Its probabilities are saved
+    beside them as the run's own are: with the level put back for a run on level-matched negatives, from each
+    image's level stratum in ``strata`` (``ichlib.baselines.levels``), which such a run needs."""
+    from . import levelprior, runs
     from .models import with_features
     from .train import INFERENCE_BATCH
 
@@ -219,6 +222,11 @@ def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None) ->
     rows = [cache.row(i) for i in ids]
     model = with_features(runs.load_model(folder))
     probs, features = model.predict(cache.images[rows].astype(np.float32), batch_size=INFERENCE_BATCH, verbose=0)
+    table = levelprior.read(folder)
+    if table is not None:
+        if strata is None:
+            raise ValueError(f"{folder}: a run on level-matched negatives needs each image's level (strata=)")
+        probs = levelprior.apply(probs, strata.reindex(list(ids)).fillna(-1).to_numpy(int), table)
     runs.write_predictions(folder, split, ids, cache.labels[rows], probs)  # for the over-confidence check
     runs.write_features(folder, split, ids, features)
     return runs.load_features(folder, split)

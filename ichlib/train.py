@@ -94,25 +94,56 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
 
 # --------------------------------------------------------------------------------------------- fitting
 def epoch_order(rows: np.ndarray, positive: np.ndarray, positive_fraction: float,
-                rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+                rng: np.random.Generator, size: int | None = None, strata: np.ndarray | None = None) -> np.ndarray:
     """One training epoch's rows, shuffled: ``size`` of them (default: as many as ``rows``).
 
     With ``positive_fraction`` > 0, that share is drawn from the positive rows (cycling through them,
     reshuffled, as often as needed) and the rest from the negative rows, without repeats while they last, so a
     rare label is seen often enough in a short run.
+
+    With ``strata`` (one level stratum per row, ``ichlib.baselines.levels``), the negatives are drawn with the
+    positives' distribution over the strata: as many negatives from each tenth of the series as that tenth's
+    share of the positives asks for. The level then no longer tells a positive from a negative in training, so
+    a model can only lower its loss by looking at the slice. A stratum with positives and no negative gives its
+    share to the negatives at large. (Without ``positive_fraction``, positives keep their natural share.)
     """
     rows = np.asarray(rows)
     size = len(rows) if not size else int(size)
 
     def draw(pool: np.ndarray, n: int) -> np.ndarray:
+        if n <= 0:
+            return pool[:0]
         cycles = -(-n // len(pool))
         return np.concatenate([rng.permutation(pool) for _ in range(cycles)])[:n]
 
     pos, neg = rows[positive], rows[~positive]
-    if positive_fraction <= 0 or len(pos) == 0 or len(neg) == 0:
+    if len(pos) == 0 or len(neg) == 0 or (positive_fraction <= 0 and strata is None):
         return draw(rows, size)
-    n_pos = min(max(1, int(round(positive_fraction * size))), size - 1)
-    return rng.permutation(np.concatenate([draw(pos, n_pos), draw(neg, size - n_pos)]))
+    share = positive_fraction if positive_fraction > 0 else len(pos) / len(rows)
+    n_pos = min(max(1, int(round(share * size))), size - 1)
+    if strata is None:
+        negatives = draw(neg, size - n_pos)
+    else:
+        negatives = level_matched(neg, np.asarray(strata)[~positive], np.asarray(strata)[positive], size - n_pos,
+                                  draw)
+    return rng.permutation(np.concatenate([draw(pos, n_pos), negatives]))
+
+
+def level_matched(neg: np.ndarray, neg_strata: np.ndarray, pos_strata: np.ndarray, n: int, draw) -> np.ndarray:
+    """``n`` negative rows drawn so their strata follow the positives' (largest remainders round the counts)."""
+    kinds, counts = np.unique(pos_strata, return_counts=True)
+    want = counts / counts.sum() * n
+    take = np.floor(want).astype(int)
+    take[np.argsort(take - want)[:n - take.sum()]] += 1  # the largest remainders get the rounding
+    parts, left = [], 0
+    for kind, k in zip(kinds, take):
+        pool = neg[neg_strata == kind]
+        if len(pool):
+            parts.append(draw(pool, k))
+        else:
+            left += k
+    parts.append(draw(neg, left))
+    return np.concatenate(parts)
 
 
 def _dataset_class():
@@ -122,8 +153,9 @@ def _dataset_class():
         """Batches of cached images and labels; reshuffled each epoch from the seed; read ahead by a thread."""
 
         def __init__(self, images, labels, rows, batch_size, shuffle, seed, positive_fraction=0.0, epoch_size=0,
-                     **kwargs):
+                     strata=None, **kwargs):
             super().__init__(**kwargs)
+            self.strata = None if strata is None else np.asarray(strata)[np.asarray(rows)]  # per cache row given
             self.images, self.labels, self.rows = images, labels, np.asarray(rows)
             self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
             self.positive_fraction = positive_fraction
@@ -134,7 +166,7 @@ def _dataset_class():
             if not self.shuffle:
                 return self.rows
             return epoch_order(self.rows, self.labels[self.rows, ANY] > 0, self.positive_fraction,
-                               np.random.default_rng([self.seed, self.epoch]), self.epoch_size)
+                               np.random.default_rng([self.seed, self.epoch]), self.epoch_size, self.strata)
 
         def __len__(self):
             return int(np.ceil(self.epoch_size / self.batch_size))
@@ -241,7 +273,7 @@ def set_determinism(seed: int) -> None:
 
 
 def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLike, verbose: int = 0,
-                callbacks: list | None = None, source=None) -> dict:
+                callbacks: list | None = None, source=None, strata: pd.Series | None = None) -> dict:
     """Train one model on a cache and save everything later chapters need in ``out_dir`` (``ichlib.runs``).
 
     A folder with ``done.json`` is returned as it is; an interrupted run resumes from its last finished epoch
@@ -254,7 +286,9 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
         out_dir: the run's artifact folder.
         verbose: Keras fit verbosity.
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
-        source: the ``ichlib.store.Source`` the cache was made from (its key and kind go into the summary).
+        source: the ``ichlib.store.Source`` the cache was made from (its key and kind go into the summary; a
+            ``weights="pretrained"`` run finds its backbone through it).
+        strata: each image ID's level stratum (``ichlib.baselines.levels``): needed for level-matched negatives.
     """
     import keras
 
@@ -266,16 +300,17 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
         raise ValueError("the cache has no labels; build it with labels to train on it")
     out.mkdir(parents=True, exist_ok=True)
     set_determinism(spec.seed)
-    rows, batches = split_batches(spec, cache, split)
+    rows, batches = split_batches(spec, cache, split, strata)
+    prior = level_prior(spec, cache, rows, strata, out)
     policy = keras.mixed_precision.global_policy()
     try:
         if spec.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16")
         with distribution_scope():
-            model = compile_model(spec, len(batches["train"]))
-            train_seconds = fit(spec, model, cache, rows, batches, out, verbose, callbacks)
+            model = compile_model(spec, len(batches["train"]), source)
+            train_seconds = fit(spec, model, cache, rows, batches, out, verbose, callbacks, prior)
             model.load_weights(str(out / "best.weights.h5"))
-            test_seconds = predict_test(model, cache, rows["test"], batches["test"], out)
+            test_seconds = predict_test(model, cache, rows["test"], batches["test"], out, prior)
             _keep_weights_only(spec, model, out / "best.weights.h5")
     finally:  # an interrupted mixed-precision run must not leave the process in float16
         keras.mixed_precision.set_global_policy(policy)
@@ -290,9 +325,29 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
     return summary
 
 
-def split_batches(spec: RunSpec, cache, split: pd.Series) -> tuple[dict, dict]:
+def level_prior(spec: RunSpec, cache, rows: dict, strata: pd.Series | None, out: Path) -> tuple | None:
+    """(correction, stratum per cache row) of a run on level-matched negatives, its correction saved in ``out``
+    (``ichlib.levelprior``); None for a run on random negatives."""
+    if spec.negatives != "level_matched":
+        return None
+    from . import levelprior
+
+    row_strata = strata.reindex(cache.ids).fillna(-1).to_numpy(int)
+    train = rows["train"]
+    table = levelprior.correction(cache.labels[train], row_strata[train], spec.positive_fraction, spec.seed)
+    levelprior.write(out, table)
+    return table, row_strata
+
+
+def split_batches(spec: RunSpec, cache, split: pd.Series, strata: pd.Series | None = None) -> tuple[dict, dict]:
     """(cache rows, batches) of each split: training batches drawn afresh each epoch, the others in order."""
     where = split.reindex(cache.ids)
+    if spec.negatives == "level_matched":
+        if strata is None:
+            raise ValueError(f"{spec.name}: level-matched negatives need each image's level stratum (strata=)")
+        strata = strata.reindex(cache.ids).fillna(-1).to_numpy(int)  # an image without a level: its own stratum
+    else:
+        strata = None
     rows = {name: np.flatnonzero((where == name).to_numpy()) for name in SPLITS}
     for name, r in rows.items():
         if len(r) == 0:
@@ -302,35 +357,53 @@ def split_batches(spec: RunSpec, cache, split: pd.Series) -> tuple[dict, dict]:
                              name == "train", spec.seed,
                              positive_fraction=spec.positive_fraction if name == "train" else 0.0,
                              epoch_size=spec.epoch_images if name == "train" else 0,
+                             strata=strata if name == "train" else None,
                              workers=2, use_multiprocessing=False, max_queue_size=8) for name, r in rows.items()}
     return rows, batches
 
 
-def compile_model(spec: RunSpec, steps_per_epoch: int):
-    """The run's model with its optimizer (Adam at the run's schedule), its loss and the RSNA metric."""
+def compile_model(spec: RunSpec, steps_per_epoch: int, source=None):
+    """The run's model at its start (``spec.weights``) with its optimizer (Adam at the run's schedule), its loss
+    and the RSNA metric. A ``"pretrained"`` start needs the ``source`` its backbone was pretrained on."""
     import keras
 
     from .losses import RSNALogLoss, WeightedBCE
 
-    model = runs.model_for(spec)
+    if spec.weights == "imagenet":
+        from .models import build_model
+
+        model = build_model(spec.arch, spec.image_size, weights="imagenet", flips=spec.variant == "optimised",
+                            seed=spec.seed, bn_momentum=spec.bn_momentum)
+    else:
+        model = runs.model_for(spec)
+    if spec.weights == "pretrained":
+        from .pretrain import start_from
+
+        if source is None:
+            raise ValueError(f"{spec.name}: a pretrained start needs the source its backbone was pretrained on")
+        start_from(model, source, spec)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(spec, spec.epochs * steps_per_epoch)),
                   loss=WeightedBCE(spec.loss_weights), metrics=[RSNALogLoss()])
     return model
 
 
 def fit(spec: RunSpec, model, cache, rows: dict, batches: dict, out: Path, verbose: int = 0,
-        callbacks: list | None = None) -> float:
-    """Fit with the run's callbacks; returns the training seconds, interruptions included (kept in a file)."""
+        callbacks: list | None = None, prior: tuple | None = None) -> float:
+    """Fit with the run's callbacks; returns the training seconds, interruptions included (kept in a file).
+    ``prior``: (correction, strata per cache row) where the run's output gets the level put back."""
     import keras
 
     val_truth = cache.labels[rows["val"]].astype(np.float32)
     sample = curve_sample(val_truth[:, ANY] > 0, seed=spec.seed)
+    if prior is not None:
+        table, row_strata = prior
+        prior = (table, row_strata[rows["val"]], row_strata[rows["val"][sample]])
     history = out / "history.csv"
     best_so_far = pd.read_csv(history)["val_loss"].min() if history.exists() else np.inf
     monitor = run_monitor(out, batches["val"], [cache.ids[i] for i in rows["val"]], val_truth,
                           (cache.images[rows["val"][sample]].astype(np.float32), val_truth[sample, ANY]),
                           spec.loss_weights, len(batches["train"]), spec.batch_size, batches["train"].epoch_size,
-                          best_so_far)
+                          best_so_far, prior)
     checkpoint = keras.callbacks.ModelCheckpoint(  # a resumed run keeps the best epoch it had
         str(out / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True,
         initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)
@@ -348,13 +421,16 @@ def fit(spec: RunSpec, model, cache, rows: dict, batches: dict, out: Path, verbo
     return float(clock.read_text())
 
 
-def predict_test(model, cache, rows: np.ndarray, batches, out: Path) -> float:
-    """Predict the test split with the best weights and save it; returns seconds per image. (Validation was
-    saved at its best epoch by the monitor.)"""
+def predict_test(model, cache, rows: np.ndarray, batches, out: Path, prior: tuple | None = None) -> float:
+    """Predict the test split with the best weights and save it (with the level put back, for a ``prior``);
+    returns seconds per image. (Validation was saved at its best epoch by the monitor.)"""
+    from .levelprior import apply
     from .models import with_features
 
     start = time.perf_counter()
     probs, features = with_features(model).predict(batches, verbose=0)
+    if prior is not None:
+        probs = apply(probs, prior[1][rows], prior[0])
     seconds = (time.perf_counter() - start) / len(rows)
     ids = [cache.ids[i] for i in rows]
     runs.write_predictions(out, "test", ids, cache.labels[rows], probs)
@@ -385,23 +461,28 @@ def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, work
     """Train every run (finished ones are kept, interrupted ones resume) and return one summary row per run.
 
     The split is by patient from ``seed``; the inputs come from the cache of each run's preprocessing and size.
-    ``log`` receives one line per run and result (None: silent).
+    Backbones that runs start from (``weights="pretrained"``) are pretrained first, once per architecture
+    (``ichlib.pretrain``). ``log`` receives one line per run and result (None: silent).
     """
     log = log or (lambda line: None)
     from . import store
+    from .baselines import levels
     from .metrics import per_label_auc, weighted_log_loss
+    from .pretrain import backbones
 
     table, _ = store.index(src, workers=workers, progress=False)
     shares = {spec.test_fraction for spec in specs}
     if len(shares) > 1:
         raise ValueError(f"runs of one book share one split; got test fractions {sorted(shares)}")
     split = split_by_patient(table, seed, src.labels(), split_fractions(shares.pop() if shares else PAPER_FRACTIONS[2]))
+    strata = levels(table)["stratum"]
+    backbones(src, specs, split, strata, windows, workers, log)
     rows = []
     for i, spec in enumerate(specs, 1):
         data = store.run_cache(src, spec, windows, workers=workers)
         folder = runs.run_dir(src, spec)
         log(f"[{i}/{len(specs)}] {spec.name}: {'finished earlier' if runs.is_finished(folder) else 'training'}")
-        summary = train_model(spec, data, split, folder, source=src)
+        summary = train_model(spec, data, split, folder, source=src, strata=strata)
         _, truth, probs = runs.load_predictions(folder, "test")
         auc = per_label_auc(truth, probs)
         val_auc = per_label_auc(*runs.load_predictions(folder, "val")[1:])

@@ -77,3 +77,43 @@ def test_tensorflow_still_trains_reproducibly_and_explains(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"backend": "tensorflow", "same": True, "heat": [2, 32, 32], "finite": True}
+
+
+def test_the_lean_torch_paths_compute_what_keras_own_paths_compute():
+    """The copies dropped around each convolution and the one-kernel batch normalisation change no number
+    beyond rounding: a strided 'same' convolution, batch normalisation, max and average pooling give the same
+    outputs, and three training steps the same weights and moving statistics."""
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("the lean paths are torch-backend changes")
+    import ichlib.models  # noqa: F401  (applies them)
+    from keras.src.backend.torch import nn
+
+    lean, fused = nn._transpose_spatial_inputs, keras.layers.BatchNormalization.call
+    assert getattr(lean, "lean", False) and getattr(fused, "fused", False)
+    assert backend.lean_torch_layout() and backend.fused_torch_batchnorm()  # applied once, reported again
+
+    def steps(transpose, call):
+        nn._transpose_spatial_inputs, keras.layers.BatchNormalization.call = transpose, call
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((17, 17, 3)), keras.layers.Conv2D(8, 3, strides=2, padding="same"),
+                                  keras.layers.BatchNormalization(momentum=0.9), keras.layers.ReLU(),
+                                  keras.layers.MaxPooling2D(3, strides=2, padding="same"),
+                                  keras.layers.Conv2D(4, 1), keras.layers.BatchNormalization(),
+                                  keras.layers.AveragePooling2D(2),
+                                  keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
+        x = np.random.default_rng(0).standard_normal((6, 17, 17, 3)).astype("float32") * 3 + 1
+        before = keras.ops.convert_to_numpy(model(x))
+        model.compile(keras.optimizers.SGD(0.1), "mse")
+        model.fit(x, np.ones((6, 1), "float32"), batch_size=2, epochs=1, verbose=0, shuffle=False)
+        return [before, keras.ops.convert_to_numpy(model(x))] + [np.asarray(w) for w in model.get_weights()]
+
+    try:
+        mine, theirs = steps(lean, fused), steps(lean.original, fused.original)
+    finally:
+        nn._transpose_spatial_inputs, keras.layers.BatchNormalization.call = lean, fused
+    assert len(mine) == len(theirs) == 2 + 14  # outputs, then kernels, biases, gamma, beta, moving mean, variance
+    for a, b in zip(mine, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

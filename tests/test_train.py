@@ -221,9 +221,13 @@ def test_run_spec_checks_and_names():
     with pytest.raises(ValueError, match="variant 'best'"):
         RunSpec("resnet50", variant="best").check()
     for bad, match in (({"epoch_images": -1}, "epoch_images"), ({"lr_schedule": "step"}, "lr_schedule 'step'"),
-                       ({"bn_momentum": 1.0}, "bn_momentum"), ({"positive_fraction": -0.1}, "positive_fraction")):
+                       ({"bn_momentum": 1.0}, "bn_momentum"), ({"positive_fraction": -0.1}, "positive_fraction"),
+                       ({"negatives": "hard"}, "negatives 'hard'"), ({"weights": "ImageNet"}, "weights 'ImageNet'"),
+                       ({"weights": "pretrained"}, "pretrain_images > 0"),
+                       ({"pretrain_images": 100}, "pretrain_images > 0")):
         with pytest.raises(ValueError, match=match):
             RunSpec("resnet50", **bad).check()
+    RunSpec("resnet50", negatives="level_matched", weights="pretrained", pretrain_images=100).check()
 
 
 def test_epoch_order_draws_the_asked_share_of_positives():
@@ -246,6 +250,44 @@ def test_epoch_order_draws_the_asked_share_of_positives():
     assert len(long) == 250 and set(long) == set(rows)
     with pytest.raises(ValueError, match="positive_fraction"):
         __import__("ichlib.runs", fromlist=["RunSpec"]).RunSpec("resnet50", positive_fraction=1.0).check()
+
+
+def test_level_matched_negatives_follow_the_positives_levels():
+    """Known answer: positives only in strata 4 and 5 (3 : 1); the negatives drawn come from those strata in
+    that ratio, so within an epoch the level tells a positive from a negative no better than chance."""
+    from ichlib.train import epoch_order
+
+    rows = np.arange(1000)
+    strata = rows // 100
+    positive = np.isin(rows, np.r_[400:430, 500:510])  # 30 positives in stratum 4, 10 in stratum 5
+    order = epoch_order(rows, positive, 0.5, np.random.default_rng(0), size=400, strata=strata)
+    negatives = order[~positive[order]]
+    assert len(order) == 400 and positive[order].sum() == 200
+    assert np.bincount(strata[negatives], minlength=10).tolist() == [0, 0, 0, 0, 150, 50, 0, 0, 0, 0]
+    # stratum 4 holds 70 negatives for 150 draws: each is seen, some twice; stratum 5's 50 draws do not repeat
+    assert len(set(negatives[strata[negatives] == 4])) == 70 and len(set(negatives[strata[negatives] == 5])) == 50
+    natural = epoch_order(rows, positive, 0.0, np.random.default_rng(0), size=400, strata=strata)
+    assert positive[natural].sum() == 16  # no positive_fraction: the positives' natural 4 %
+    assert set(strata[natural[~positive[natural]]]) == {4, 5}
+    # a stratum whose positives have no negative beside them gives its share to the negatives at large
+    lonely = np.isin(rows, np.r_[400:500])  # all of stratum 4 is positive
+    order = epoch_order(rows, lonely, 0.5, np.random.default_rng(0), size=100, strata=strata)
+    assert (~lonely[order]).sum() == 50
+    np.testing.assert_array_equal(order, epoch_order(rows, lonely, 0.5, np.random.default_rng(0), size=100,
+                                                     strata=strata))
+
+
+def test_level_matched_runs_need_the_levels(toy):
+    from ichlib.runs import RunSpec
+    from ichlib.train import split_batches
+
+    cache, split = toy
+    spec = RunSpec("resnet50", image_size=32, negatives="level_matched", positive_fraction=0.5)
+    with pytest.raises(ValueError, match="level stratum"):
+        split_batches(spec, cache, split)
+    strata = pd.Series(np.arange(len(cache.ids)) % 10, index=cache.ids)
+    _, batches = split_batches(spec, cache, split, strata)
+    assert batches["train"].strata is not None and batches["val"].strata is None
 
 
 def test_no_positive_or_no_negative_rows_fall_back_to_a_plain_shuffle():

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import runs
+from .. import levelprior, runs
 from ..cache import BRAIN_CHANNEL, series_images
 from ..metrics import choose_thresholds, flags, per_label_auc
 from ..preprocess import PAPER_WINDOWS
@@ -318,7 +318,9 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
     probs, val = [], []
     for folder in folders:
         x = inputs(series, folder, windows).astype(np.float32)
-        probs.append(model(folder).predict(x, batch_size=INFERENCE_BATCH, verbose=0))
+        raw = model(folder).predict(x, batch_size=INFERENCE_BATCH, verbose=0)
+        # a run on level-matched negatives gets the level put back, as its saved predictions had it
+        probs.append(levelprior.apply(raw, levelprior.series_strata(len(x)), levelprior.read(folder)))
         val.append(runs.load_predictions(folder, "val"))
     if all(v[0].equals(val[0][0]) for v in val):  # one data set: threshold the ensemble's own validation output
         thresholds = choose_thresholds(val[0][1], np.mean([v[2] for v in val], axis=0))

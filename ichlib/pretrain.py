@@ -1,0 +1,157 @@
+"""The project's own pretrained start: one backbone per architecture, trained once and shared by its runs.
+
+The paper fine-tuned every model from Keras' ImageNet weights. Where they cannot be downloaded, a run can start
+instead from a backbone this module pretrains once per architecture on the source's training split: the
+three-window input at the run's size and crop, ``pretrain_images`` freshly drawn images (positives and negatives
+as the runs draw them, flips on), the six labels with equal weights. Every run of that architecture (both
+inputs, both variants, every seed) then starts from its layers with a new head, so, as in the paper, the runs
+of one backbone share one start and stay comparable.
+
+What it is not: ImageNet's kind of knowledge from elsewhere. It sees the same training patients and labels the
+runs later fine-tune on (never a validation or test patient), so it is longer training paid once per
+architecture instead of once per run. That is what makes it affordable on two cores.
+
+    data/backbones/<source>/<arch>-<size>px-<hash of its settings and backend>/
+        model.weights.h5   the pretrained network
+        summary.json       its settings, seconds, images and validation AUC of `any`; written last
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import runs
+from .runs import RunSpec
+
+PRETRAIN_INPUT = "three_window"
+HEAD = ("head_dense", "labels")  # the layers a fine-tuned run starts afresh
+CHUNK = 1200  # images per pretraining epoch: an interrupted pretraining resumes from the last one finished
+# The settings a backbone depends on: two runs that agree on these share it.
+KEY = ("arch", "image_size", "crop", "seed", "test_fraction", "pretrain_images", "batch_size", "learning_rate",
+       "lr_schedule", "bn_momentum", "positive_fraction", "negatives", "mixed_precision")
+
+
+def pretraining_spec(spec: RunSpec) -> RunSpec:
+    """The run that pretrains ``spec``'s backbone: three-window input with flips, ``pretrain_images`` images in
+    epochs of about ``CHUNK``, from scratch."""
+    epochs = max(1, round(spec.pretrain_images / CHUNK))
+    return replace(spec, preprocessing=PRETRAIN_INPUT, variant="optimised", any_weight=1.0, weights="none",
+                   epochs=epochs, epoch_images=-(-spec.pretrain_images // epochs), pretrain_images=0, patience=epochs)
+
+
+def backbone_dir(src, spec: RunSpec) -> Path:
+    """The folder of ``spec``'s pretrained backbone on a source (``ichlib.store.Source``)."""
+    from .backend import configure
+    from .store import data_root
+
+    settings = {name: getattr(spec, name) for name in KEY} | {"backend": configure()}
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return data_root() / "backbones" / src.key / f"{spec.arch}-{spec.image_size}px-{digest}"
+
+
+def is_pretrained(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / "summary.json").exists()
+
+
+def read_summary(folder: str | os.PathLike) -> dict:
+    return json.loads((Path(folder) / "summary.json").read_text())
+
+
+def pretrain(src, spec: RunSpec, split: pd.Series, strata: pd.Series | None, windows: tuple,
+             workers: int | None = None) -> dict:
+    """Pretrain ``spec``'s backbone once (a finished one is returned as it is); returns its summary.
+
+    ``split`` is the book's patient split (only its training rows are used; validation scores the result),
+    ``strata`` each image's level stratum (``ichlib.baselines.levels``), needed for level-matched negatives.
+    """
+    from . import store
+    from .metrics import auc_or_nan
+    from .train import compile_model, fit, set_determinism, split_batches
+
+    folder = backbone_dir(src, spec)
+    if is_pretrained(folder):
+        return read_summary(folder)
+    pre = pretraining_spec(spec)
+    pre.check()
+    cache = store.run_cache(src, pre, windows, workers=workers)
+    folder.mkdir(parents=True, exist_ok=True)
+    set_determinism(spec.seed)
+    rows, batches = split_batches(pre, cache, split, strata)
+    model = compile_model(pre, len(batches["train"]))
+    seconds = fit(pre, model, cache, rows, batches, folder)
+
+    model.load_weights(str(folder / "best.weights.h5"))
+    _, truth, probs = runs.load_predictions(folder, "val")
+    summary = {"arch": spec.arch, "settings": {name: getattr(spec, name) for name in KEY},
+               "images": pre.epochs * batches["train"].epoch_size, "epochs": pre.epochs,
+               "seconds": round(seconds, 1), "val AUC any": round(float(auc_or_nan(truth[:, 0], probs[:, 0])), 4)}
+    plain = runs.model_for(pre)  # the weights without the optimizer's state
+    plain.set_weights(model.get_weights())
+    plain.save_weights(str(folder / "model.weights.h5"))
+    (folder / "best.weights.h5").unlink(missing_ok=True)
+    tmp = folder / "summary.json.part"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, folder / "summary.json")
+    return summary
+
+
+def start_from(model, src, spec: RunSpec) -> int:
+    """Copy the pretrained backbone of ``spec`` into a new ``model`` of the same architecture and size, all but
+    the head (``HEAD``); returns how many layers were copied. The layers are matched in order (Keras numbers
+    some of its layer names per process, so names differ between two builds of one network)."""
+    folder = backbone_dir(src, spec)
+    if not is_pretrained(folder):
+        raise FileNotFoundError(f"{folder}: no pretrained backbone for {spec.name}; run ichlib.pretrain.pretrain")
+    source = runs.model_for(pretraining_spec(spec))
+    source.load_weights(str(folder / "model.weights.h5"))
+    mine = [layer for layer in model.layers if layer.weights and layer.name not in HEAD]
+    theirs = [layer for layer in source.layers if layer.weights and layer.name not in HEAD]
+    if len(mine) != len(theirs):
+        raise ValueError(f"{folder}: the backbone has {len(theirs)} weighted layers, the model {len(mine)}")
+    for to, frm in zip(mine, theirs):
+        shapes = [tuple(w.shape) for w in to.weights], [tuple(w.shape) for w in frm.weights]
+        if shapes[0] != shapes[1]:
+            raise ValueError(f"{folder}: layer {frm.name} does not fit {to.name} ({shapes[1]} vs {shapes[0]})")
+        to.set_weights(frm.get_weights())
+    return len(mine)
+
+
+def backbones(src, specs: list[RunSpec], split: pd.Series, strata: pd.Series | None, windows: tuple,
+              workers: int | None = None, log=print) -> pd.DataFrame:
+    """Pretrain every backbone the runs ask for (one per architecture and setting) and return one row each:
+    arch, images, seconds, validation AUC of ``any``, folder."""
+    log = log or (lambda line: None)
+    seen = set()
+    for spec in specs:
+        if spec.weights != "pretrained" or backbone_dir(src, spec) in seen:
+            continue
+        folder = backbone_dir(src, spec)
+        seen.add(folder)
+        log(f"backbone {spec.arch}: {'pretrained earlier' if is_pretrained(folder) else 'pretraining'} "
+            f"({spec.pretrain_images} images)")
+        start = time.perf_counter()
+        summary = pretrain(src, spec, split, strata, windows, workers)
+        log(f"    {summary['seconds']:.0f} s, validation AUC any {summary['val AUC any']:.3f}"
+            + ("" if time.perf_counter() - start > 1 else " (kept)"))
+    return summaries(src, specs)
+
+
+def summaries(src, specs: list[RunSpec]) -> pd.DataFrame:
+    """The backbones the runs started from, one row each (arch, images, train s, val AUC any, folder): read from
+    their summaries, never trained here. Empty where no run starts from a pretrained backbone."""
+    rows = {}
+    for spec in specs:
+        folder = backbone_dir(src, spec)
+        if spec.weights == "pretrained" and folder not in rows:
+            summary = read_summary(folder)
+            rows[folder] = {"arch": spec.arch, "images": summary["images"], "train s": summary["seconds"],
+                            "val AUC any": summary["val AUC any"], "folder": str(folder)}
+    return pd.DataFrame(list(rows.values()), columns=["arch", "images", "train s", "val AUC any", "folder"])
