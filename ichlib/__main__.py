@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,7 +79,13 @@ def _kernel(args: argparse.Namespace) -> int:
 def _app(args: argparse.Namespace) -> int:
     from .app import app_command
 
-    return subprocess.call(app_command(args.streamlit_args))
+    command = app_command(args.streamlit_args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # This process becomes Streamlit (same PID): a signal that stops it stops the server, where a child left
+    # behind by a terminated parent went on serving.
+    os.execv(command[0], command)
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,10 @@ class ChapterError(RuntimeError):
 
 
 def project_root() -> Path:
+    """The book being built: ``$ICHBOOK_ROOT`` (set by :func:`run` for its chapters, so a book built elsewhere,
+    as the tests build theirs, writes nothing into this checkout), else the checkout, else the working folder."""
+    if os.environ.get("ICHBOOK_ROOT"):
+        return Path(os.environ["ICHBOOK_ROOT"])
     here = Path(__file__).resolve().parents[1]
     return here if (here / "_toc.yml").exists() else Path.cwd()
 
@@ -318,6 +322,19 @@ def run(profile: str = "cpu", only: list[str] | None = None, overrides: dict | N
         log(f"cohort: {settings.get('studies')} studies, seed {settings.get('seed')}, {settings.get('matrix')} px")
         store.source("", settings["studies"], settings["seed"], settings["matrix"], settings.get("workers"))
 
+    previous_root = os.environ.get("ICHBOOK_ROOT")
+    os.environ["ICHBOOK_ROOT"] = str(root)  # the chapters' kernels inherit it: they write into this book only
+    try:
+        return _run_selected(root, profile, book, names, selected, params, build_html, log)
+    finally:
+        if previous_root is None:
+            os.environ.pop("ICHBOOK_ROOT", None)
+        else:
+            os.environ["ICHBOOK_ROOT"] = previous_root
+
+
+def _run_selected(root: Path, profile: str, book: list, names: list, selected: list, params: dict,
+                  build_html: bool, log) -> dict:
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")  # which chapters ran together
     timing_file = store.data_root() / "book" / "timings.json"
     timings = json.loads(timing_file.read_text()) if timing_file.exists() else {}

@@ -345,7 +345,9 @@ def index_dicoms(folder: str | os.PathLike, workers: int | None = None,
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    paths = sorted(str(p) for p in folder.rglob("*.dcm"))
+    found = sorted(folder.rglob("*.dcm"))
+    paths = [str(p) for p in found if p.is_file()]  # a FIFO or a folder named *.dcm would hang or fail a read
+    skipped = [(str(p), f"{p}: not a regular file") for p in found if not p.is_file()]
     workers = workers or os.cpu_count() or 1
     bar = dict(total=len(paths), desc=f"index {folder.name}", unit="file", disable=not progress)
     if workers == 1 or len(paths) < 64:
@@ -355,7 +357,7 @@ def index_dicoms(folder: str | os.PathLike, workers: int | None = None,
         with process_pool(workers) as pool:
             results = list(tqdm(pool.map(_read_header_safe, paths, chunksize=chunk), **bar))
 
-    rows, failures, seen = [], [], set()
+    rows, failures, seen = [], skipped, set()
     for path, (row, error) in zip(paths, results):
         if row is None:
             failures.append((path, error))

@@ -8,7 +8,9 @@ for a thing that exists returns it, asking with a changed parameter makes a new 
     data/cache/<source>/three_window_128px_brain-subdural-soft/   (ichlib.cache)
     data/runs/<source>/<run>-<hash of its settings>/             (ichlib.train, laid out by ichlib.runs)
 
-``<source>`` names the data: the phantom's folder name, or ``rsna-<hash of the path>`` for a real download.
+``<source>`` names the data: the phantom's folder name, or ``rsna-<hash of the path and of what it holds>`` for
+a real download (each file's name, size and time, and the labels file's), so changed data is never read
+through an old index.
 ``ICHBOOK_DATA`` moves the whole tree elsewhere.
 """
 
@@ -73,13 +75,37 @@ def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 5
         for needed in (folder / "stage_2_train.csv", folder / "stage_2_train"):
             if not needed.exists():
                 raise FileNotFoundError(f"data_dir {data_dir!r}: {needed} is missing (expected Kaggle's RSNA layout)")
-        digest = hashlib.sha1(str(folder).encode()).hexdigest()[:8]
+        # Keyed by the folder and what it holds: a download completed, or a labels file replaced, is new data
+        # with its own index, caches and runs (the old ones are left as they were).
+        digest = hashlib.sha1((str(folder) + contents(folder)).encode()).hexdigest()[:8]
         return Source(folder, f"rsna-{digest}", phantom=False)
     key = f"studies{studies}_seed{seed}_matrix{matrix}"
     folder = data_root() / "phantom" / key
     if not (folder / "manifest.json").exists():
         make_cohort(folder, studies, seed=seed, matrix=matrix, workers=workers, progress=progress)
     return Source(folder, key, phantom=True)
+
+
+def contents(folder: Path) -> str:
+    """What a real data folder holds, as text to hash: each ``stage_2_train/**/*.dcm`` file's path, size and
+    modification time, and the labels file's. FileNotFoundError where no image is there (an incomplete
+    download, or the wrong folder)."""
+    images = folder / "stage_2_train"
+    entries = []
+    for directory, _, files in os.walk(images):
+        for name in files:
+            if name.endswith(".dcm"):
+                path = Path(directory) / name
+                try:
+                    stat = path.stat()
+                except OSError:  # vanished or unreadable: the index will name it
+                    continue
+                entries.append(f"{path.relative_to(images)}\t{stat.st_size}\t{stat.st_mtime_ns}")
+    if not entries:
+        raise FileNotFoundError(f"{images} holds no .dcm file: an incomplete download, or not Kaggle's "
+                                "stage_2_train folder")
+    labels = (folder / "stage_2_train.csv").stat()
+    return "\n".join(sorted(entries)) + f"\nlabels\t{labels.st_size}\t{labels.st_mtime_ns}"
 
 
 def source_is_phantom(key: str) -> bool:

@@ -101,3 +101,28 @@ def app_env(app_data, monkeypatch):
     """The miniature data folder as the app's data root, for one test."""
     monkeypatch.setenv("ICHBOOK_DATA", str(app_data["root"]))
     return app_data
+
+
+_USERS_OWN = ("_build/html", "book/chapters", "book/generated", "data/book/timings.json")
+
+
+def _users_files() -> dict:
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for name in _USERS_OWN:
+        path = root / name
+        for item in ([path] if path.is_file() else path.rglob("*") if path.exists() else []):
+            if item.is_file():
+                found[str(item.relative_to(root))] = item.stat().st_mtime_ns
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def the_users_book_is_left_alone():
+    """`make test` after `make book`: the suite must leave the built book, its chapters and its timings as they
+    were (it builds its own books in temporary folders)."""
+    before = _users_files()
+    yield
+    after = _users_files()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"the test suite changed the user's built book: {changed[:5]}"

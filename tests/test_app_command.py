@@ -65,3 +65,7 @@ def test_the_readme_command_serves_on_the_port_asked_on_localhost_only(app_data)
     finally:
         process.terminate()
         process.wait(10)
+    deadline = time.monotonic() + 10  # stopping the command stops the server: nothing left serving
+    while answers(f"http://127.0.0.1:{port}/_stcore/health"):
+        assert time.monotonic() < deadline, "the app outlived the command that started it"
+        time.sleep(0.5)

@@ -185,35 +185,69 @@ def test_timings_table_totals():
     assert "| a | cpu | 1.5 | x |" in table and "**3.5**" in table
 
 
+def book_copy(target: Path) -> Path:
+    """The book's sources (configuration, notebooks, pages, profiles) copied to ``target``: a book built there
+    writes nothing into this checkout, whose built book and data are the user's."""
+    for name in ("_config.yml", "_toc.yml", "profiles.yml"):
+        shutil.copy2(ROOT / name, target / name)
+    shutil.copytree(ROOT / "notebooks", target / "notebooks")
+    shutil.copytree(ROOT / "book", target / "book", ignore=shutil.ignore_patterns("chapters", "generated"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """The whole book on the smoke profile, built once in a temporary copy with its own data folder; returns
+    (book root, data root, timings)."""
+    root = book_copy(tmp_path_factory.mktemp("book"))
+    data = tmp_path_factory.mktemp("data")
+    before = {path: path.stat().st_mtime_ns for path in _users_book()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ICHBOOK_DATA", str(data))
+        timings = run("smoke", root=root, log=lambda *a: None)
+    after = {path: path.stat().st_mtime_ns for path in _users_book()}
+    return root, data, timings, before, after
+
+
+def _users_book() -> list[Path]:
+    """What a user's own build leaves in the checkout: the HTML, the executed chapters, the generated pages."""
+    return sorted(p for folder in ("_build/html", "book/chapters", "book/generated") if (ROOT / folder).exists()
+                  for p in (ROOT / folder).rglob("*") if p.is_file())
+
+
 @pytest.mark.slow
-def test_whole_book_on_the_smoke_profile_builds_without_warnings(tmp_path, monkeypatch):
-    """Every chapter runs on the smoke profile and jupyter-book builds the HTML with -W."""
-    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path / "data"))
-    timings = run("smoke", root=ROOT, log=lambda *a: None)
-    assert set(timings) == {c.name for c in chapters(ROOT)}
-    html = ROOT / "_build" / "html"
+def test_whole_book_on_the_smoke_profile_builds_without_warnings(smoke_book):
+    """Every chapter runs on the smoke profile and jupyter-book builds the HTML with -W, in a copy of the book:
+    the user's own built book in this checkout is left as it was."""
+    root, data, timings, before, after = smoke_book
+    assert set(timings) == {c.name for c in chapters(root)}
+    assert before == after, "building the test's book touched the checkout's built book"
+    assert (data / "book" / "timings.json").exists()
+    html = root / "_build" / "html"
     assert (html / "index.html").exists()
-    for chapter in chapters(ROOT):
+    for chapter in chapters(root):
         page = (html / "book" / "chapters" / f"{chapter.name}.html").read_text()
         assert "<img" in page, f"{chapter.name} has no figure"
         assert "Traceback" not in page
-        assert str(ROOT) not in page and str(tmp_path) not in page, f"{chapter.name} shows this machine's paths"
+        for path in (ROOT, root, data):
+            assert str(path) not in page, f"{chapter.name} shows this machine's paths"
         assert "Warning:" not in page, f"{chapter.name} shows a warning"
     intro = (html / "book" / "intro.html").read_text()
     assert "Abstract." in intro and "not built yet" not in intro and "pasted-text" in intro  # glued values
 
 
 @pytest.mark.slow
-def test_the_built_smoke_book_reads_like_a_paper_in_chromium():
-    """On the book the test above built, at 1,300 px: the abstract's values are there, every figure of chapters
-    1-7 has a number and a caption, and no table of chapters 3, 4 and 6 scrolls sideways."""
+def test_the_built_smoke_book_reads_like_a_paper_in_chromium(smoke_book):
+    """On the smoke book, at 1,300 px: the abstract's values are there, every figure of chapters 1-7 has a
+    number and a caption, and no table of chapters 3, 4 and 6 scrolls sideways."""
     from ichlib import reading
     from ichlib.app import browser
 
-    html = ROOT / "_build" / "html"
-    if browser.chromium() is None or not (html / "book" / "chapters" / "06_results.html").exists():
-        pytest.skip("needs Chromium and the smoke book built by the test above")
-    names = [c.name for c in chapters(ROOT)]
+    root = smoke_book[0]
+    html = root / "_build" / "html"
+    if browser.chromium() is None:
+        pytest.skip("needs Chromium")
+    names = [c.name for c in chapters(root)]
     assert reading.problems(html, names[:7], ["03_training", "04_ensembles", "06_results"]) == []
     seen = reading.measure(html, ["book/chapters/03_training.html"])["book/chapters/03_training.html"]
     assert any(t["caption"].startswith("Table 3.") for t in seen["tables"])  # numbered within the chapter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -307,3 +309,15 @@ def test_neighbours_repeat_the_slice_at_series_ends(tmp_path):
         ids = group.sort_values("z").index.tolist()
         assert near.loc[ids[0], "prev"] == ids[0] and near.loc[ids[-1], "next"] == ids[-1]
         assert near.loc[ids[1], "prev"] == ids[0] and near.loc[ids[1], "next"] == ids[2]
+
+
+def test_index_skips_what_is_not_a_file_without_hanging(tmp_path):
+    """A FIFO named like a slice (a read of it would wait forever) and a folder named *.dcm are listed as
+    failures; the slices beside them are indexed."""
+    written = _series(tmp_path, n_series=1, per_series=2, bad=False)
+    os.mkfifo(tmp_path / "ID_fifo00001.dcm")
+    (tmp_path / "ID_folder0001.dcm").mkdir()
+    index, failures = index_dicoms(tmp_path, workers=1, progress=False)
+    assert len(index) == len(written)
+    assert sorted(p for p, _ in failures) == sorted(str(tmp_path / n) for n in ("ID_fifo00001.dcm", "ID_folder0001.dcm"))
+    assert all("not a regular file" in reason for _, reason in failures)

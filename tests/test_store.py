@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ichlib import store
@@ -42,8 +43,21 @@ def test_real_data_dir_must_hold_the_rsna_layout(tmp_path, data):
         store.source(str(tmp_path / "rsna"))
     (tmp_path / "rsna" / "stage_2_train").mkdir(parents=True)
     (tmp_path / "rsna" / "stage_2_train.csv").write_text("ID,Label\n")
+    with pytest.raises(FileNotFoundError, match="holds no .dcm file: an incomplete download"):
+        store.source(str(tmp_path / "rsna"))  # an empty download is named, not indexed into an error
+    from tests.conftest import write_dicom
+
+    write_dicom(tmp_path / "rsna" / "stage_2_train" / "ID_000000001.dcm", np.zeros((8, 8), np.int16),
+                image_id="ID_000000001")
     src = store.source(str(tmp_path / "rsna"))
     assert not src.phantom and src.key.startswith("rsna-")
+    assert store.source(str(tmp_path / "rsna")).key == src.key  # the same data: the same index and runs
+    first, _ = store.index(src, workers=1, progress=False)
+    write_dicom(tmp_path / "rsna" / "stage_2_train" / "ID_000000002.dcm", np.zeros((8, 8), np.int16),
+                image_id="ID_000000002", z=5.0)
+    grown = store.source(str(tmp_path / "rsna"))  # the download completed: new data, a new index
+    assert grown.key != src.key
+    assert len(first) == 1 and len(store.index(grown, workers=1, progress=False)[0]) == 2
 
 
 def test_paths_are_shown_relative_to_the_data_folder(tmp_path, monkeypatch):
