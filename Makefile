@@ -37,8 +37,9 @@ kernel: setup
 	$(PY) -m ichlib kernel
 
 # JupyterLab on the chapter sources, with the project's kernel (outputs are not committed: clear them before saving).
+# As root (a container, a cloud notebook) JupyterLab refuses to start without --allow-root.
 lab: kernel
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The reader app on localhost (Streamlit); its own options pass through: make app ARGS="--server.port 8600"
 app: setup

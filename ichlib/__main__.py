@@ -28,7 +28,15 @@ def _book(args: argparse.Namespace) -> int:
 
     try:
         overrides = _overrides(args)
-        run(args.profile, args.only, overrides, build_html=not args.no_build)
+        profile = args.profile
+        if profile is None:
+            from .book import last_profile
+
+            last = last_profile() if args.only else None
+            profile = last or "cpu"
+            print(f"profile: {profile} ({'the last build' + chr(39) + 's' if last else 'the default'}; "
+                  "--profile to choose)")
+        run(profile, args.only, overrides, build_html=not args.no_build)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -104,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.set_defaults(run=_cohort)
 
     book = sub.add_parser("book", help="execute the chapters with papermill and build the book")
-    book.add_argument("--profile", default="cpu", help="smoke, cpu or gpu (profiles.yml; default cpu)")
+    book.add_argument("--profile", default=None,
+                      help="smoke, cpu or gpu (profiles.yml); default cpu, or with --only the last build's")
     book.add_argument("--only", action="append", metavar="CHAPTER",
                       help="run this chapter alone (repeatable); others keep their last executed copy")
     book.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override one parameter")

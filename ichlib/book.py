@@ -290,6 +290,31 @@ def profiles_table(path: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def cpu_warning(settings: dict, gpu: bool) -> str | None:
+    """A line for a run that will take hours on this machine: images above 128 px without a GPU (the `gpu`
+    profile's 512 px on a CPU), with the cost of one training image against the `cpu` profile's 80 px."""
+    size = settings.get("image_size") or 0
+    if gpu or size <= 128:
+        return None
+    epochs = settings.get("epochs", 1)
+    return (f"warning: no GPU here, and images of {size} px cost about {(size / 80) ** 2:.0f}x the `cpu` profile's "
+            f"80 px in every step; with up to {epochs} epoch(s) over "
+            f"{'the whole training split' if not settings.get('epoch_images') else str(settings['epoch_images']) + ' images'}"
+            " per model, expect hours to days on a CPU (the `cpu` profile is sized for one).")
+
+
+def last_profile() -> str | None:
+    """The profile of the most recent chapter run recorded in ``data/book/timings.json`` (None: no build yet), so
+    that ``--only`` re-runs a chapter of the book in hand, not of another profile."""
+    path = store.data_root() / "book" / "timings.json"
+    try:
+        timings = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    runs = [t for t in timings.values() if isinstance(t, dict) and "profile" in t]
+    return max(runs, key=lambda t: (t.get("run", ""), t.get("finished", "")))["profile"] if runs else None
+
+
 def build(root: Path) -> None:
     """``jupyter-book build -W``: any warning fails the build."""
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -318,6 +343,11 @@ def run(profile: str = "cpu", only: list[str] | None = None, overrides: dict | N
     selected = [c for c in book if not only or c.name in only or not c.executed.exists()]
     ensure_kernel()
     settings = {**profiles[profile], **(overrides or {})}
+    from .backend import has_gpu
+
+    warning = cpu_warning(settings, has_gpu())
+    if warning and any(c.name.startswith("03") for c in selected):  # only training pays it
+        log(warning)
     if not settings.get("data_dir"):  # the phantom first, with its own progress bar, so chapters find it made
         log(f"cohort: {settings.get('studies')} studies, seed {settings.get('seed')}, {settings.get('matrix')} px")
         store.source("", settings["studies"], settings["seed"], settings["matrix"], settings.get("workers"))

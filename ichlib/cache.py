@@ -181,9 +181,12 @@ def _fill(images: np.memmap, groups: list, ids: list, mode: str, size: int, wind
                 if box is not None:
                     boxes[row] = box
             failures += bad
-    finally:
+    except BaseException:  # an interrupt: no worker left behind
         if workers > 1:
-            pool.shutdown()
+            pool.stop()
+        raise
+    if workers > 1:
+        pool.shutdown()
     return good, boxes, failures
 
 

@@ -21,6 +21,28 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A ``ProcessPoolExecutor`` of ``workers`` processes started by :func:`start_method`."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method()))
+class StoppingPool(ProcessPoolExecutor):
+    """A process pool that an exception (Ctrl-C in a notebook, a failed step) stops at once: its queued work is
+    cancelled and its workers terminated, where the standard pool waits for all of its work to finish (and a
+    second interrupt leaves the workers running)."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.shutdown(wait=True)
+        else:
+            self.stop()
+        return False
+
+    def stop(self) -> None:
+        processes = list((getattr(self, "_processes", None) or {}).values())
+        self.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(5)
+
+
+def process_pool(workers: int) -> StoppingPool:
+    """A pool of ``workers`` processes started by :func:`start_method` (use it in ``with``)."""
+    return StoppingPool(workers, mp_context=multiprocessing.get_context(start_method()))

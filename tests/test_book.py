@@ -273,3 +273,34 @@ def test_reading_a_folder_without_a_book_is_a_clear_error(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ichlib.reading", str(tmp_path / "nothing here")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "holds no built book" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_only_reruns_a_chapter_of_the_last_build_and_says_which_profile(tmp_path, monkeypatch):
+    """After `make book PROFILE=smoke`, `--only CHAPTER` without --profile works on the smoke book, not on the
+    cpu profile's 760-study cohort; the command says which profile it took."""
+    from ichlib.book import last_profile
+
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path))
+    assert last_profile() is None
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "timings.json").write_text(json.dumps({
+        "01_preprocessing": {"profile": "cpu", "run": "2026-01-01 10:00:00", "finished": "2026-01-01 10:01"},
+        "02_architectures": {"profile": "smoke", "run": "2026-02-01 10:00:00", "finished": "2026-02-01 10:01"}}))
+    assert last_profile() == "smoke"
+    env = {**os.environ, "ICHBOOK_DATA": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--only", "01_preprocessing", "-p", "imge_size",
+                             "96"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert "profile: smoke (the last build's" in result.stdout
+    assert result.returncode == 2 and "imge_size" in result.stderr  # checked before anything runs
+    (tmp_path / "book" / "timings.json").write_text("{broken")
+    assert last_profile() is None
+
+
+def test_the_gpu_profile_on_a_cpu_warns_with_the_cost():
+    from ichlib.book import cpu_warning, load_profiles
+
+    profiles = load_profiles(ROOT / "profiles.yml")
+    line = cpu_warning(profiles["gpu"], gpu=False)
+    assert line and "512 px" in line and "41x" in line and "hours" in line
+    assert cpu_warning(profiles["gpu"], gpu=True) is None
+    assert cpu_warning(profiles["cpu"], gpu=False) is None and cpu_warning(profiles["smoke"], gpu=False) is None
