@@ -341,3 +341,22 @@ def test_one_device_or_none_changes_nothing():
         assert strategy is None
     with distribution_scope(["/gpu:0"]) as strategy:
         assert strategy is None
+
+
+def test_a_small_download_still_puts_a_bleed_in_validation_and_test():
+    """Twelve patients, four with a bleed, each of another subtype (too rare to deal out alone): every split
+    gets a patient with a bleed, so the test split has AUCs to report."""
+    rows, labels = [], []
+    for p in range(12):
+        subtype = SUBTYPES[p] if p < 4 else None
+        for k in range(30):
+            image = f"ID_{p:04x}{k:05x}"
+            rows.append({"ID": image, "patient": f"ID_p{p}"})
+            positive = subtype is not None and 10 <= k < 14
+            labels.append({"ID": image, **{s: int(positive and s == subtype) for s in SUBTYPES}, "any": int(positive)})
+    index, labels = pd.DataFrame(rows).set_index("ID"), pd.DataFrame(labels).set_index("ID")[list(LABELS)]
+    for seed in range(5):
+        split = split_by_patient(index, seed=seed, labels=labels)
+        for name in SPLITS:
+            assert labels.loc[split == name, "any"].sum() > 0, f"seed {seed}: no bleed in {name}"
+        assert (split.groupby(index["patient"]).nunique() == 1).all()
