@@ -204,6 +204,15 @@ class Text:
         return self.text
 
 
+def data_kind(src) -> str:
+    """What a source is, as the captions say it: "phantom" (a cohort ``ichlib.phantom`` wrote, known from its
+    manifest) or "real data" (Kaggle's layout without one). Glued as ``data_kind`` by every chapter, so no
+    page calls real data phantom or the phantom real."""
+    kind = "phantom" if src.phantom else "real data"
+    glue("data_kind", kind)
+    return kind
+
+
 def glue(name: str, value) -> None:
     """Glue ``value`` as text under ``name`` for ``{glue:text}`` (the chapter's summary, the landing page's
     abstract); floats are glued with three decimals unless given as text."""

@@ -78,7 +78,8 @@ def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 5
         # Keyed by the folder and what it holds: a download completed, or a labels file replaced, is new data
         # with its own index, caches and runs (the old ones are left as they were).
         digest = hashlib.sha1((str(folder) + contents(folder)).encode()).hexdigest()[:8]
-        return Source(folder, f"rsna-{digest}", phantom=False)
+        phantom = is_phantom_folder(folder)  # what the data is, from the data: a cohort this project wrote
+        return Source(folder, f"{'phantom' if phantom else 'rsna'}-{digest}", phantom=phantom)
     key = f"studies{studies}_seed{seed}_matrix{matrix}"
     folder = data_root() / "phantom" / key
     if not (folder / "manifest.json").exists():
@@ -106,6 +107,18 @@ def contents(folder: Path) -> str:
                                 "stage_2_train folder")
     labels = (folder / "stage_2_train.csv").stat()
     return "\n".join(sorted(entries)) + f"\nlabels\t{labels.st_size}\t{labels.st_mtime_ns}"
+
+
+def is_phantom_folder(folder: str | os.PathLike) -> bool:
+    """Whether a folder in the RSNA layout is a cohort written by ``ichlib.phantom`` (its manifest says so);
+    Kaggle's download has no manifest."""
+    import json
+
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("generator") == "ichlib.phantom"
 
 
 def source_is_phantom(key: str) -> bool:

@@ -96,6 +96,22 @@ def test_a_study_is_analysed_with_one_model_and_its_heatmap_drawn(app_data):
 def test_available_runs_lists_finished_runs(app_data):
     runs = service.available_runs(app_data["root"] / "runs")
     assert list(runs["folder"]) == [str(app_data["run"])] and runs["arch"].iloc[0] == "resnet50"
+    assert runs["phantom"].tolist() == [True]
+
+
+def test_the_pages_say_what_the_models_were_trained_on(app_data, tmp_path):
+    """From each run's own record, never typed: a run of real data says so, a phantom run says phantom."""
+    import json
+    import shutil
+
+    assert service.trained_on([app_data["run"]]) == "synthetic (phantom) data"
+    real = tmp_path / "rsna-0000" / "resnet50-x"
+    shutil.copytree(app_data["run"], real)
+    summary = json.loads((real / "done.json").read_text())
+    summary["source"] = {"key": "rsna-0000", "phantom": False}
+    (real / "done.json").write_text(json.dumps(summary))
+    assert service.trained_on([real]) == "real data"
+    assert service.trained_on([app_data["run"], real]) == "synthetic (phantom) data and real data"
 
 
 # ----------------------------------------------------------------------------- what a hostile upload finds

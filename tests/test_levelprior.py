@@ -69,3 +69,29 @@ def test_a_saved_correction_reads_back_and_a_foreign_one_is_refused(tmp_path):
     (tmp_path / levelprior.FILE).write_text('{"labels": ["any"], "logits": [[0]]}')
     with pytest.raises(ValueError, match="labels"):
         levelprior.read(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_level_matched_run_and_the_app_put_the_level_back_alike(tmp_path, monkeypatch):
+    """End to end: a run trained on level-matched negatives saves its correction and predictions with the level
+    put back; the app, reading the same slices from their files, gives the same probabilities."""
+    from ichlib import runs, store, train
+    from ichlib.app import service
+
+    monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path))
+    src = store.source("", studies=6, seed=1, matrix=64, workers=1, progress=False)
+    index, _ = store.index(src, workers=1, progress=False)
+    spec = runs.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16, negatives="level_matched",
+                        positive_fraction=0.5)
+    folder = train.train_runs(src, [spec], seed=1, workers=1, log=None)["folder"].iloc[0]
+    table = levelprior.read(folder)
+    assert table is not None and table.shape == (levelprior.BINS, len(LABELS))
+    ids, _, saved = runs.load_predictions(folder, "test")
+    series = service.cohort_series(index, index.loc[ids[0], "study"])
+    assert len(series.slices) == (index["series"] == index.loc[series.slices["ID"].iloc[0], "series"]).sum()
+    report = service.analyse(series, [folder])
+    shown = pd.DataFrame(report.probs, index=report.ids)
+    common = shown.index.intersection(ids)
+    assert len(common) == len(series.slices)
+    np.testing.assert_allclose(shown.loc[common].to_numpy(), pd.DataFrame(saved, index=ids).loc[common].to_numpy(),
+                               atol=2e-3)

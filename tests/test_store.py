@@ -60,6 +60,18 @@ def test_real_data_dir_must_hold_the_rsna_layout(tmp_path, data):
     assert len(first) == 1 and len(store.index(grown, workers=1, progress=False)[0]) == 2
 
 
+def test_what_the_data_is_comes_from_the_data(data):
+    """A cohort this project wrote, given as data_dir, is the phantom (its manifest says so); a folder in
+    Kaggle's layout without one is real data, whatever its path."""
+    made = store.source("", 1, 0, 32)
+    given = store.source(str(made.folder))
+    assert given.phantom and given.key.startswith("phantom-")
+    (made.folder / "manifest.json").rename(made.folder / "kept.json")  # now only Kaggle's files are there
+    assert not store.source(str(made.folder)).phantom
+    (made.folder / "manifest.json").write_text('{"generator": "someone else"}')
+    assert not store.source(str(made.folder)).phantom
+
+
 def test_paths_are_shown_relative_to_the_data_folder(tmp_path, monkeypatch):
     from ichlib.store import shown_path
 

@@ -117,7 +117,7 @@ def analysis_page() -> None:
         return
     series, folders = st.session_state["series"], st.session_state["folders"]
     st.caption(f"{len(report.ids)} slices, {len(report.models)} model(s), analysed in {report.seconds:.1f} s. "
-               "Research software trained on synthetic data: not for diagnosis.")
+               f"Research software trained on {service.trained_on(folders)}: not for diagnosis.")
     for name, reason in series.rejected:
         st.warning(f"Left out {service.literal(name)}: {service.literal(reason)}")
     st.table(pd.DataFrame({"value": report.details}).rename_axis("detail"))
@@ -180,9 +180,14 @@ def about_page() -> None:
     if not runs.empty:
         st.subheader("The models and how they did on their own test patients")
         st.dataframe(service.model_scores(runs).round(3), key="about_models")
+    kinds = set(runs["phantom"]) if not runs.empty else set()
+    limits = ("Models trained on the phantom have never seen a real scan; their numbers are phantom numbers. "
+              if True in kinds else "")
+    limits += ("Models trained on real data were scored on their own test patients, one hospital mix and one "
+               "period; other scanners and populations may differ. " if False in kinds else "")
     st.markdown(
-        "**Limits.** Models trained on the phantom have never seen a real scan; their numbers are phantom "
-        "numbers. Slice thickness, reconstruction kernel, motion and metal all change what a model sees.\n\n"
+        f"**Limits.** {limits}Slice thickness, reconstruction kernel, motion and metal all change what a model "
+        "sees.\n\n"
         "**Data.** Uploads are kept under the app's data folder with names the app makes up; the history keeps "
         "only what its page shows.\n\n"
         "**Contact.** The project's issue tracker (see the README).")

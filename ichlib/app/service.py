@@ -226,6 +226,19 @@ def available_runs(runs_root: str | Path) -> pd.DataFrame:
     return table
 
 
+def trained_on(folders) -> str:
+    """What the given runs were trained on, in words for a page: "synthetic (phantom) data", "real data" or
+    both (from each run's own record of its data)."""
+    from ..store import source_is_phantom
+
+    kinds = set()
+    for folder in folders:
+        source = runs.read_summary(folder).get("source", {})
+        kinds.add(source.get("phantom", source_is_phantom(Path(folder).parent.name)))
+    words = {True: "synthetic (phantom) data", False: "real data"}
+    return " and ".join(words[k] for k in sorted(kinds, reverse=True)) or "unknown data"
+
+
 def model_scores(table: pd.DataFrame) -> pd.DataFrame:
     """What the About page shows of each model: its data and its test ``any`` AUC on its own test patients."""
     rows = []
