@@ -13,6 +13,18 @@ from pathlib import Path
 def _cohort(args: argparse.Namespace) -> int:
     from .phantom import make_cohort
 
+    # Refused before anything is written: a bad value must not leave a folder that blocks the next good run.
+    for name, value, ok, allowed in (("--studies", args.studies, args.studies >= 1, "at least 1"),
+                                     ("--matrix", args.matrix, args.matrix >= 32, "at least 32 (px)"),
+                                     ("--seed", args.seed, args.seed >= 0, "0 or more"),
+                                     ("--prevalence", args.prevalence, 0 <= args.prevalence <= 1, "in [0, 1]"),
+                                     ("--corrupt", args.corrupt, args.corrupt >= 0, "0 or more"),
+                                     ("--workers", args.workers, args.workers is None or args.workers >= 1,
+                                      "at least 1")):
+        if not ok:
+            raise ValueError(f"{name} {value}: expected {allowed}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: a file is there; give a folder (new, or a cohort to resume)")
     start = time.perf_counter()
     manifest = make_cohort(args.out, args.studies, seed=args.seed, matrix=args.matrix, prevalence=args.prevalence,
                            n_corrupt=args.corrupt, workers=args.workers, progress=not args.quiet)

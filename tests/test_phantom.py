@@ -241,3 +241,23 @@ def test_rendering_the_head_pixels_alone_draws_what_the_whole_grid_draws(seed):
         assert (whole.ravel()[outside] == AIR).all()
         part = render(head, frame.subset(inside))
         np.testing.assert_array_equal(part.hu, whole.ravel()[inside])
+
+
+@pytest.mark.parametrize("args, message", [(["--matrix", "0"], "--matrix 0: expected at least 32"),
+                                           (["--seed", "-1"], "--seed -1: expected 0 or more"),
+                                           (["--studies", "0"], "--studies 0: expected at least 1"),
+                                           (["--prevalence", "2"], "--prevalence 2.0: expected in [0, 1]")])
+def test_cli_refuses_bad_values_in_one_line_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "c"
+    result = subprocess.run([sys.executable, "-m", "ichlib", "cohort", "--out", str(out), "--studies", "1", *args,
+                             "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_cli_refuses_a_file_as_the_cohort_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "ichlib", "cohort", "--out", str(tmp_path / "notes.txt"),
+                             "--studies", "1", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 2 and "a file is there" in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
