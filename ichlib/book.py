@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from . import abstract, machine, runs, store
+from .rsna import LABELS, SUBTYPES
 
 KERNEL = "ichbook"
 EXECUTED = "book/chapters"
@@ -141,6 +143,8 @@ VALUE_RULES = {
     "preprocessings": (lambda v: len(v) > 0 and set(v) <= set(runs.PREPROCESSINGS),
                        f"a non-empty list of {', '.join(runs.PREPROCESSINGS)}"),
     "variants": (lambda v: len(v) > 0 and set(v) <= set(runs.VARIANTS), f"a non-empty list of {', '.join(runs.VARIANTS)}"),
+    "label": (lambda v: v in LABELS, f"one of {', '.join(LABELS)}"),
+    "subtype": (lambda v: v in SUBTYPES, f"one of {', '.join(SUBTYPES)}"),
     "data_dir": (lambda v: not v or (Path(v) / "stage_2_train.csv").is_file() and (Path(v) / "stage_2_train").is_dir(),
                  "empty (the phantom) or a folder holding Kaggle's stage_2_train.csv and stage_2_train/"),
 }
@@ -241,8 +245,8 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
 
         ran = nbformat.read(scratch, as_version=4).cells[: exc.cell_index]
         number = exc.cell_index + 1 - sum("injected-parameters" in c.metadata.get("tags", []) for c in ran)
-        first_line = exc.source.strip().splitlines()[0] if exc.source.strip() else ""
-        raise ChapterError(f"{chapter.source.relative_to(root)} failed in cell {number} ({first_line!r}): "
+        line = failing_line(exc.source, exc.traceback)
+        raise ChapterError(f"{chapter.source.relative_to(root)} failed in cell {number} ({line!r}): "
                            f"{exc.ename}: {exc.evalue}\npartial output: {scratch}") from None
     finally:
         if forced is not None:
@@ -250,6 +254,23 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
     seconds = time.perf_counter() - start
     scratch.replace(chapter.executed)
     return seconds
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failing_line(source: str, traceback: list[str]) -> str:
+    """The line of a cell that raised: IPython marks it ``----> N`` in the cell's own frame of the traceback;
+    the cell's first line where the traceback does not say."""
+    lines = source.strip("\n").splitlines() or [""]
+    text = _ANSI.sub("", "\n".join(traceback or []))
+    for frame in re.split(r"\n(?=Cell In\[|File )", text):
+        if frame.startswith("Cell In["):
+            marked = re.search(r"^-+> ?(\d+)", frame, re.M)
+            if marked and 1 <= int(marked.group(1)) <= len(source.splitlines()):
+                return source.splitlines()[int(marked.group(1)) - 1].strip()
+            break
+    return lines[0].strip()
 
 
 def timings_table(timings: dict, order: list[str]) -> str:

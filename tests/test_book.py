@@ -101,6 +101,15 @@ def test_failing_chapter_stops_the_run_naming_notebook_and_cell(mini_book):
     assert set(timings) == {"01_ok"}
 
 
+def test_a_failing_cell_is_named_by_its_failing_line(mini_book):
+    """A cell that fails on its third line is reported by that line, not by its first."""
+    write_notebook(mini_book / "notebooks" / "02_fails.ipynb", 'profile = "cpu"\nstudies = 40\n',
+                   ["x = 1", "y = 2\nz = y * 3\nundefined_name + z\nprint('never')"])
+    with pytest.raises(ChapterError) as err:
+        run("tiny", root=mini_book, build_html=False, log=lambda *a: None)
+    assert "cell 3 ('undefined_name + z')" in str(err.value) and "NameError" in str(err.value)
+
+
 def test_only_runs_one_chapter_and_checks_before_running(mini_book):
     with pytest.raises(ParameterError, match="unknown chapter '03_nope'"):
         run("tiny", only=["03_nope"], root=mini_book, build_html=False, log=lambda *a: None)
@@ -304,3 +313,62 @@ def test_the_gpu_profile_on_a_cpu_warns_with_the_cost():
     assert line and "512 px" in line and "41x" in line and "hours" in line
     assert cpu_warning(profiles["gpu"], gpu=True) is None
     assert cpu_warning(profiles["cpu"], gpu=False) is None and cpu_warning(profiles["smoke"], gpu=False) is None
+
+
+def kaggle_folder(target: Path, studies: int = 12, seed: int = 3) -> Path:
+    """A folder in Kaggle's layout and nothing more: a phantom cohort without its masks and manifest, as real
+    data arrives (labels CSV and DICOM files only)."""
+    from ichlib.phantom import make_cohort
+
+    make_cohort(target, studies, seed=seed, matrix=64, workers=2, progress=False)
+    for extra in ("masks", ".progress"):
+        shutil.rmtree(target / extra, ignore_errors=True)
+    (target / "manifest.json").unlink()
+    return target
+
+
+# The `gpu` profile in miniature on a CPU: tiny images, one backbone, one input, one variant, from scratch.
+REAL_MINIATURE = {"image_size": 64, "archs": ["resnet50"], "preprocessings": ["three_window"],
+                  "variants": ["baseline"], "epochs": 1, "batch_size": 16, "mixed_precision": False,
+                  "weights": "none", "workers": 2, "n_boot": 100, "reseeds": 0, "sanity_slices": 4}
+# Words that would call this data a phantom: captions' "(phantom)", claims about "the phantom's" split.
+PHANTOM_CLAIMS = ("(phantom)", "phantom's test split", "phantom result", "on the phantom;", "trained on the phantom")
+
+
+@pytest.mark.slow
+def test_the_real_data_path_builds_without_masks_and_never_calls_itself_phantom(tmp_path_factory):
+    """Kaggle's layout without masks, the gpu profile in miniature: the whole book builds with -W, reads
+    cleanly, and no page says phantom where it means this data (the default build's note aside)."""
+    from ichlib import reading
+
+    root = book_copy(tmp_path_factory.mktemp("realbook"))
+    data = tmp_path_factory.mktemp("realdata")
+    kaggle = kaggle_folder(tmp_path_factory.mktemp("download") / "rsna")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ICHBOOK_DATA", str(data))
+        timings = run("gpu", overrides={"data_dir": str(kaggle), **REAL_MINIATURE}, root=root, log=lambda *a: None)
+    assert set(timings) == {c.name for c in chapters(root)}
+    html = root / "_build" / "html"
+    for page in [html / "index.html", *(html / "book" / "chapters").glob("*.html")]:
+        text = page.read_text().replace("’", "'")
+        found = [claim for claim in PHANTOM_CLAIMS if claim in text]
+        assert not found, f"{page.name} calls real data phantom: {found}"
+    intro = (html / "book" / "intro.html").read_text()
+    assert "results on real data" in intro and "phantom results" not in intro
+    from ichlib.app import browser
+
+    if browser.chromium() is not None:
+        names = [c.name for c in chapters(root)]
+        assert reading.problems(html, names[:7], []) == []
+
+
+@pytest.mark.parametrize("key, value, expected", [("archs", "[resnet5]", "a non-empty list of efficientnetb2"),
+                                                  ("preprocessings", "[]", "a non-empty list of three_window"),
+                                                  ("variants", "[best]", "a non-empty list of baseline"),
+                                                  ("label", "bleed", "one of any, epidural"),
+                                                  ("subtype", "any", "one of epidural"),
+                                                  ("negatives", "hard", "random or level_matched")])
+def test_list_and_name_parameters_are_checked_before_anything_runs(key, value, expected):
+    result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--profile", "smoke", "-p", key, value],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and f"parameter {key}" in result.stderr and expected in result.stderr
