@@ -272,16 +272,17 @@ def claims(runs: pd.DataFrame, val: Predictions, test: Predictions, weights_from
         theirs = {g: np.mean(list(paper_single[g].values())) for g in groups}
         rows.append({"claim": "three-window input beats adjacent slices (mean AUC of the single models)",
                      "paper": f"{theirs['three_window']:.3f} vs {theirs['adjacent']:.3f}",
-                     "ours (phantom)": f"{ours['three_window']:.3f} vs {ours['adjacent']:.3f}",
+                     "ours": f"{ours['three_window']:.3f} vs {ours['adjacent']:.3f}",
                      "holds here": bool(ours["three_window"] > ours["adjacent"])})
     pairs = [(g, a) for g in groups for a in runs["arch"].unique()
              if {f"{a}-{g}-baseline", f"{a}-{g}-optimised"} <= set(auc)]
     if pairs:
         ours_up = sum(auc[f"{a}-{g}-optimised"] > auc[f"{a}-{g}-baseline"] for g, a in pairs)
         theirs_up = sum(paper_single[g][f"{a}-optimised"] > paper_single[g][f"{a}-baseline"] for g, a in pairs)
-        rows.append({"claim": "the optimised variant (weighted any, flips) beats its baseline (mostly or not)",
+        rows.append({"claim": "the optimised variant (weighted any, flips) beats its baseline (mostly or not), on the "
+                     "AUC pooled over the six labels (the paper's measure; the paired `any` AUC is another)",
                      "paper": f"in {theirs_up} of {len(pairs)} pairs",
-                     "ours (phantom)": f"in {ours_up} of {len(pairs)} pairs",
+                     "ours": f"in {ours_up} of {len(pairs)} pairs",
                      "holds here": bool((ours_up > len(pairs) / 2) == (theirs_up > len(pairs) / 2))})
     cases, ours_w, theirs_w = 0, 0, 0
     for g in groups:
@@ -297,7 +298,7 @@ def claims(runs: pd.DataFrame, val: Predictions, test: Predictions, weights_from
             theirs_w += max(theirs_m, key=theirs_m.get) == "weighted"
     if cases:
         rows.append({"claim": "the weighted ensemble is the best of the three ensembles",
-                     "paper": f"in {theirs_w} of {cases} groups", "ours (phantom)": f"in {ours_w} of {cases} groups",
+                     "paper": f"in {theirs_w} of {cases} groups", "ours": f"in {ours_w} of {cases} groups",
                      "holds here": bool(ours_w > cases / 2)})
     if len(test.names) > 1:
         val_auc = {name: _pooled_auc(val.truth, val.probs[k]) for k, name in enumerate(val.names)}
@@ -309,9 +310,9 @@ def claims(runs: pd.DataFrame, val: Predictions, test: Predictions, weights_from
         rows.append({"claim": "the best combination beats the best single model (pooled AUC; ours chosen on "
                               "validation, the paper's on test)",
                      "paper": f"{theirs_combo:.3f} vs {theirs_best:.3f}",
-                     "ours (phantom)": f"{ours_combo:.3f} vs {single:.3f}",
+                     "ours": f"{ours_combo:.3f} vs {single:.3f}",
                      "holds here": bool(ours_combo > single)})
-    return pd.DataFrame(rows, columns=["claim", "paper", "ours (phantom)", "holds here"]).set_index("claim")
+    return pd.DataFrame(rows, columns=["claim", "paper", "ours", "holds here"]).set_index("claim")
 
 
 def auc_by_bleed_size(ids, y_any, p_any, masks: dict, image_size: int, floors=(0, 1, 4, 16, 64)) -> pd.DataFrame:
@@ -485,7 +486,11 @@ def comparison_pairs(runs: pd.DataFrame, test: Predictions, ensemble_probs: np.n
     candidates["best ensemble"] = np.asarray(ensemble_probs)
     ranked = list(runs["val AUC any"].dropna().sort_values(ascending=False).index)
     pairs = [("best ensemble", single)] + [tuple(ranked[:2])] * (len(ranked) > 1) + variant_pairs(runs)
-    return candidates, pairs
+    kept = []  # the two best runs may be one backbone's two variants: each pair once, in either order
+    for pair in pairs:
+        if pair not in kept and pair[::-1] not in kept:
+            kept.append(pair)
+    return candidates, kept
 
 
 def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
