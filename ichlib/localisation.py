@@ -69,6 +69,11 @@ def size_band(area: float, bands=SIZE_BANDS) -> str:
     return f">= {bands[-1]} px" if k == len(bands) - 1 else f"{bands[max(k, 0)]}-{bands[max(k, 0) + 1]} px"
 
 
+def band_labels(bands=SIZE_BANDS) -> list[str]:
+    """Every label :func:`size_band` can give, smallest first (the column order of a table by band)."""
+    return [f"{a}-{b} px" for a, b in zip(bands[:-1], bands[1:])] + [f">= {bands[-1]} px"]
+
+
 def score_slices(heatmaps: np.ndarray, ids, masks: dict, tolerance: int = 1) -> pd.DataFrame:
     """One row per (slice, subtype): the slice's heatmap scored against that subtype's mask, and one row
     ``subtype="any"`` against the union of its masks. ``masks[id]`` is ``{subtype: bool array}`` in the frame

@@ -77,3 +77,11 @@ def test_sample_slices_keeps_order_and_all_when_few():
     assert len(picked) == 10 == len(set(picked)) and picked == sorted(picked, key=ids.index)
     assert picked == sample_slices(ids, 10, seed=1) != sample_slices(ids, 10, seed=2)
     assert sample_slices(ids, 0) == ids and sample_slices(ids, 99) == ids
+
+
+def test_band_labels_are_every_band_size_band_gives_smallest_first():
+    from ichlib.localisation import band_labels, size_band
+
+    labels = band_labels()
+    assert labels == ["0-4 px", "4-16 px", "16-64 px", ">= 64 px"]
+    assert [size_band(a) for a in (0.5, 5, 20, 500)] == labels
