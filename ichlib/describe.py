@@ -167,11 +167,13 @@ def head_boxes(index: pd.DataFrame, ids) -> dict[str, tuple[int, int, int, int]]
 
 
 def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
-             workers: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+             workers: int | None = None, layer=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Grad-CAM of ``label`` on the slices ``ids``, for each run in ``specs`` (``models``: run name -> model).
 
     Each run reads the slices from its own preprocessed cache. Returns ``{run name: (images, heatmaps)}``, both
-    (len(ids), size, size): the images as the brain-window channel, for drawing under the heatmaps.
+    (len(ids), size, size): the images as the brain-window channel, for drawing under the heatmaps. ``layer``:
+    the layer to explain (None: ``ichlib.gradcam``'s default), or a function of the model that names it, e.g.
+    ``ichlib.gradcam.last_conv_layer``.
     """
     from .gradcam import gradcam  # here: it loads Keras, which the other describers do not need
 
@@ -179,7 +181,9 @@ def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
     for spec in specs:
         data = run_cache(src, spec, workers=workers)
         images = np.stack([data.image(i) for i in ids])
-        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(models[spec.name], images, label))
+        model = models[spec.name]
+        chosen = layer(model) if callable(layer) else layer
+        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(model, images, label, layer=chosen))
     return out
 
 
