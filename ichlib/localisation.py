@@ -107,6 +107,25 @@ def summarise(rows: pd.DataFrame, by=("model", "subtype")) -> pd.DataFrame:
     return table
 
 
+def pointing_interval(rows: pd.DataFrame, patient_of, by=("model", "subtype"), n: int = 1000, seed: int = 0,
+                      level: float = 0.95) -> pd.DataFrame:
+    """The pointing game's patient-bootstrap interval per group of :func:`score_slices` rows (``patient_of``:
+    image ID -> patient): "pointing game low" and "high". Slices of one patient are near copies, so the patient,
+    not the slice, is what is resampled (``ichlib.metrics.patient_weights``)."""
+    from .metrics import patient_weights, percentiles
+
+    out = {}
+    for key, group in rows.groupby(list(by), sort=False):
+        hits = group["pointing game"].to_numpy(float)
+        weights = patient_weights(pd.Series(group["ID"]).map(patient_of).to_numpy(), n, seed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws = (weights * hits).sum(axis=1) / weights.sum(axis=1)
+        out[key] = percentiles(draws, level)
+    index = pd.MultiIndex.from_tuples(list(out), names=list(by)) if len(by) > 1 else pd.Index(
+        [k[0] if isinstance(k, tuple) else k for k in out], name=by[0])
+    return pd.DataFrame(list(out.values()), index=index, columns=["pointing game low", "pointing game high"])
+
+
 def sample_slices(ids, n: int, seed: int = 0) -> list:
     """At most ``n`` of ``ids`` (all of them for ``n`` = 0 or more than there are), drawn from ``seed`` and kept
     in their order: what a chapter scores when scoring every slice with every model would cost minutes."""

@@ -85,3 +85,22 @@ def test_band_labels_are_every_band_size_band_gives_smallest_first():
     labels = band_labels()
     assert labels == ["0-4 px", "4-16 px", "16-64 px", ">= 64 px"]
     assert [size_band(a) for a in (0.5, 5, 20, 500)] == labels
+
+
+def test_the_pointing_game_interval_resamples_patients():
+    """Known answers: every slice a hit gives [1, 1]; one patient's 30 slices count as one patient, so an
+    interval over 2 patients (one all hits, one all misses) spans nearly 0 to 1."""
+    import pandas as pd
+
+    from ichlib.localisation import pointing_interval
+
+    rows = pd.DataFrame({"ID": [f"s{i}" for i in range(60)], "model": "m", "subtype": "any",
+                         "pointing game": [True] * 30 + [False] * 30})
+    two = pointing_interval(rows, {f"s{i}": ("a" if i < 30 else "b") for i in range(60)}, n=400)
+    low, high = two.loc[("m", "any")]
+    assert low == 0.0 and high == 1.0
+    many = pointing_interval(rows, {f"s{i}": f"p{i}" for i in range(60)}, n=400)
+    low, high = many.loc[("m", "any")]
+    assert 0.3 < low < 0.5 < high < 0.7
+    hits = rows.assign(**{"pointing game": True})
+    assert tuple(pointing_interval(hits, {f"s{i}": f"p{i}" for i in range(60)}, n=50).iloc[0]) == (1.0, 1.0)
