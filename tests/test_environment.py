@@ -26,3 +26,16 @@ def test_environment_matches_pyproject():
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip  # torch's CPU build, not CUDA's
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     assert SpecifierSet(project["requires-python"]).contains(python.split("=")[1] + ".0")
+
+
+def test_make_lab_starts_jupyterlab_as_root_too():
+    """JupyterLab refuses to run as root without --allow-root: `make lab` passes it exactly when run as root."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    dry = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True)
+    line = next(l for l in dry.stdout.splitlines() if "jupyter lab" in l)
+    assert ("--allow-root" in line) == (os.getuid() == 0)
