@@ -187,3 +187,14 @@ def study_level(ids, y_true, y_prob, study_of) -> tuple[pd.Index, np.ndarray, np
     frame_t = pd.DataFrame(np.asarray(y_true), columns=LABELS).groupby(study.to_numpy()).max()
     frame_p = pd.DataFrame(np.asarray(y_prob), columns=LABELS).groupby(study.to_numpy()).max()
     return frame_t.index, frame_t.to_numpy(), frame_p.loc[frame_t.index].to_numpy()
+
+
+def study_thresholds(ids, y_true, y_prob, study_of) -> np.ndarray:
+    """Per label, the threshold for a *study's* decision, chosen on the given (validation) studies: each study
+    read out as :func:`study_level` does (its highest slice), then ``ichlib.metrics.choose_thresholds``. The
+    highest of many slices is higher than a typical slice, so a threshold chosen on single slices flags most
+    normal studies; the results chapter and the app both decide studies with this one."""
+    from .metrics import choose_thresholds
+
+    _, truth, probs = study_level(ids, y_true, y_prob, study_of)
+    return choose_thresholds(truth, probs)

@@ -228,12 +228,13 @@ def validated_headline(val: Predictions, test: Predictions, p_val, p_test, index
         y_val, y_test, units = val.truth, test.truth, list(test.ids)
         patients = index.loc[list(test.ids), "patient"].to_numpy()
     elif level == "study":
-        _, y_val, p_val = ensemble.study_level(val.ids, val.truth, p_val, index["study"])
+        thresholds = ensemble.study_thresholds(val.ids, val.truth, p_val, index["study"])
         units, y_test, p_test = ensemble.study_level(test.ids, test.truth, p_test, index["study"])
         patients = index.drop_duplicates("study").set_index("study").loc[units, "patient"].to_numpy()
     else:
         raise ValueError(f"level must be 'slice' or 'study', got {level!r}")
-    thresholds = choose_thresholds(y_val, p_val)
+    if level == "slice":
+        thresholds = choose_thresholds(y_val, p_val)
     result = headline(y_test, p_test, thresholds, patients, n_boot, seed)
     return {**result, "thresholds": thresholds, "units": len(units), "patients": len(set(patients))}
 

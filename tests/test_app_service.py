@@ -215,3 +215,21 @@ def test_a_series_model_is_offered_for_its_runs_and_reads_the_series(app_data, m
     import shutil
 
     shutil.rmtree(app_data["root"] / "series")  # the session's shared data folder, as it was
+
+
+def test_a_study_is_decided_with_thresholds_chosen_on_validation_studies(app_data):
+    """The Study table: thresholds from the run's validation studies (its data's index is at hand), and its
+    "positive" exactly where some slice reaches the study's threshold."""
+    from ichlib import runs
+
+    index = app_data["index"]
+    series = service.cohort_series(index, index["study"].iloc[0])
+    report = service.analyse(series, [app_data["run"]])
+    assert report.study_thresholds is not None and report.study_thresholds.shape == (6,)
+    ids, truth, probs = runs.load_predictions(app_data["run"], "val")
+    from ichlib.ensemble import study_thresholds
+
+    np.testing.assert_allclose(report.study_thresholds, study_thresholds(ids, truth, probs, index["study"]))
+    assert (report.study_flagged == (report.study_slices > 0)).all()
+    plain = service.Report(report.ids, report.z, report.probs, report.thresholds, report.models, 0.0, {})
+    np.testing.assert_array_equal(plain.study_cutoffs, report.thresholds)  # no studies at hand: the slice ones

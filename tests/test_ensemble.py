@@ -99,3 +99,34 @@ def test_combine_by_name():
         ensemble.combine("weighted", probs)
     with pytest.raises(ValueError, match="'max'"):
         ensemble.combine("max", probs)
+
+
+def test_study_thresholds_keep_normal_studies_normal_where_slice_thresholds_do_not():
+    """Known answer: 30 slices a study, negatives' slices around 0.25 and a positive study's bleed slices around
+    0.5. The highest of 30 negative slices sits near 0.45, above the threshold chosen on single slices, so that
+    rule flags most normal studies; the threshold chosen on the validation studies flags few, on new studies too."""
+    from ichlib.ensemble import study_level, study_thresholds
+    from ichlib.metrics import choose_thresholds
+
+    def split(seed):
+        rng = np.random.default_rng(seed)
+        ids, study, truth, probs = [], {}, [], []
+        for s in range(80):
+            sick = s % 2 == 0
+            for k in range(30):
+                bleed = sick and 5 <= k < 25
+                image = f"ID_{seed}_{s}_{k}"
+                ids.append(image)
+                study[image] = f"S{seed}_{s}"
+                truth.append([int(bleed)] * 6)
+                probs.append(np.clip(rng.normal(0.5 if bleed else 0.25, 0.1, 6), 0, 1))
+        return ids, np.array(truth), np.array(probs), pd.Series(study)
+
+    val, test = split(0), split(1)
+    per_slice = choose_thresholds(val[1], val[2])
+    per_study = study_thresholds(*val)
+    _, y_test, p_test = study_level(*test)
+    normal = y_test[:, 0] == 0
+    assert (p_test[normal, 0] >= per_slice[0]).mean() > 0.5  # the slice rule flags most normal studies
+    assert (p_test[normal, 0] >= per_study[0]).mean() < 0.2
+    assert (p_test[~normal, 0] >= per_study[0]).mean() > 0.8  # and still finds the sick ones

@@ -121,9 +121,13 @@ def analysis_page() -> None:
     for name, reason in series.rejected:
         st.warning(f"Left out {service.literal(name)}: {service.literal(reason)}")
     st.table(pd.DataFrame({"value": report.details}).rename_axis("detail"))
-    study = pd.DataFrame({"probability": report.study_probs, "threshold": report.thresholds,
-                          "slices flagged": report.flagged.sum(axis=0), "positive": report.study_flagged})
-    st.caption("A subtype is flagged only where `any` is (`any` is the union of the subtypes).")
+    study = pd.DataFrame({"probability": report.study_probs, "study threshold": report.study_cutoffs,
+                          "slices at or above it": report.study_slices, "positive": report.study_flagged})
+    st.caption("A study is decided with thresholds chosen on the models' validation studies (its highest slice "
+               "against them), a slice with thresholds chosen on validation slices; a subtype is flagged only where "
+               "`any` is (`any` is the union of the subtypes)."
+               + ("" if report.study_thresholds is not None else " The validation studies of these models are not "
+                  "at hand here: the study uses the slice thresholds."))
     st.subheader("Study")
     st.dataframe(study.style.format({"probability": "{:.3f}", "threshold": "{:.3f}"}), key="study_table")
     st.subheader("Slice viewer")

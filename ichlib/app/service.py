@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import levelprior, runs
+from .. import ensemble, levelprior, runs
 from ..cache import BRAIN_CHANNEL, series_images
 from ..metrics import choose_thresholds, flags, per_label_auc
 from ..preprocess import PAPER_WINDOWS
@@ -65,10 +65,11 @@ class Report:
     ids: list[str]
     z: np.ndarray
     probs: np.ndarray            # (slices, 6)
-    thresholds: np.ndarray       # (6,), chosen on the models' validation predictions
+    thresholds: np.ndarray       # (6,), chosen on the models' validation slices: a slice's decision
     models: list[str]
     seconds: float
     details: dict
+    study_thresholds: np.ndarray | None = None  # (6,), chosen on their validation studies: the study's decision
 
     @property
     def study_probs(self) -> pd.Series:
@@ -82,9 +83,22 @@ class Report:
         return pd.DataFrame(flags(self.probs, self.thresholds), index=self.ids, columns=list(LABELS))
 
     @property
+    def study_cutoffs(self) -> np.ndarray:
+        """The thresholds a study is decided with: chosen on validation studies where they could be, else the
+        slice thresholds (a model whose data's index is not at hand)."""
+        return self.thresholds if self.study_thresholds is None else self.study_thresholds
+
+    @property
+    def study_slices(self) -> pd.Series:
+        """Per label, the slices at or above the study's threshold (a subtype only where `any` is too): the
+        slices behind the study's decision."""
+        return pd.Series(flags(self.probs, self.study_cutoffs).sum(axis=0), index=list(LABELS))
+
+    @property
     def study_flagged(self) -> pd.Series:
-        """The study's flags, by the same rule, from its highest slice per label."""
-        return pd.Series(flags(self.study_probs.to_numpy()[None], self.thresholds)[0], index=list(LABELS))
+        """The study's decision per label: some slice at or above the study's threshold (so the Study table's
+        "positive" and its slice count never disagree)."""
+        return self.study_slices > 0
 
     def table(self) -> pd.DataFrame:
         """Per slice: z and the six probabilities."""
@@ -304,10 +318,12 @@ def analyse_series(series: Series, folders: list, windows: tuple = PAPER_WINDOWS
     features = [with_features(model(f)).predict(inputs(series, f, windows).astype(np.float32),
                                                 batch_size=INFERENCE_BATCH, verbose=0)[1] for f in folders]
     probs = sequence.predict(_series_model(found), [np.concatenate(features, axis=1)])[0]
-    _, truth, val_probs = runs.load_predictions(found, "val")
+    ids, truth, val_probs = runs.load_predictions(found, "val")
+    studies = study_of(folders[0])
+    per_study = ensemble.study_thresholds(ids, truth, val_probs, studies) if studies is not None else None
     return Report(list(series.slices["ID"]), series.slices["z"].to_numpy(), probs,
                   choose_thresholds(truth, val_probs), [Path(f).name for f in folders] + ["series model"],
-                  time.perf_counter() - start, series.details)
+                  time.perf_counter() - start, series.details, per_study)
 
 
 def _series_model(folder: Path):
@@ -335,12 +351,29 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
         # a run on level-matched negatives gets the level put back, as its saved predictions had it
         probs.append(levelprior.apply(raw, levelprior.series_strata(len(x)), levelprior.read(folder)))
         val.append(runs.load_predictions(folder, "val"))
+    studies = [study_of(f) for f in folders]
     if all(v[0].equals(val[0][0]) for v in val):  # one data set: threshold the ensemble's own validation output
-        thresholds = choose_thresholds(val[0][1], np.mean([v[2] for v in val], axis=0))
+        mean = np.mean([v[2] for v in val], axis=0)
+        thresholds = choose_thresholds(val[0][1], mean)
+        per_study = (ensemble.study_thresholds(val[0][0], val[0][1], mean, studies[0])
+                     if studies[0] is not None else None)
     else:  # models of different data sets: the mean of their own thresholds
         thresholds = np.mean([choose_thresholds(v[1], v[2]) for v in val], axis=0)
+        per_study = (np.mean([ensemble.study_thresholds(v[0], v[1], v[2], s) for v, s in zip(val, studies)], axis=0)
+                     if all(s is not None for s in studies) else None)
     return Report(list(series.slices["ID"]), series.slices["z"].to_numpy(), np.mean(probs, axis=0), thresholds,
-                  [Path(f).name for f in folders], time.perf_counter() - start, series.details)
+                  [Path(f).name for f in folders], time.perf_counter() - start, series.details, per_study)
+
+
+def study_of(folder) -> pd.Series | None:
+    """Image ID -> study of the data a run was trained on (its saved index), or None where it is not at hand."""
+    from ..store import data_root, read_index
+
+    path = data_root() / "index" / Path(folder).parent.name / "index.csv"
+    try:
+        return read_index(path)["study"]
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def heatmap(series: Series, folders: list, slice_index: int, label: str) -> tuple[np.ndarray, np.ndarray]:
