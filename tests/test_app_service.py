@@ -217,11 +217,12 @@ def test_a_series_model_is_offered_for_its_runs_and_reads_the_series(app_data, m
     shutil.rmtree(app_data["root"] / "series")  # the session's shared data folder, as it was
 
 
-def test_a_study_is_decided_with_thresholds_chosen_on_validation_studies(app_data):
+def test_a_study_is_decided_with_thresholds_chosen_on_validation_studies(app_env):
     """The Study table: thresholds from the run's validation studies (its data's index is at hand), and its
     "positive" exactly where some slice reaches the study's threshold."""
     from ichlib import runs
 
+    app_data = app_env
     index = app_data["index"]
     series = service.cohort_series(index, index["study"].iloc[0])
     report = service.analyse(series, [app_data["run"]])
