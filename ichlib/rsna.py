@@ -162,12 +162,24 @@ def _open(path: Path, **kwargs) -> pydicom.Dataset:
         raise DicomError(f"{path}: unreadable DICOM header, truncated or corrupt ({type(exc).__name__}: {exc})") from exc
 
 
+MAX_SIDE = 2048  # rows and columns a slice may declare: CT slices are 512 (a few 1024); a file claiming more
+
+
 def _check_ct(ds: pydicom.Dataset, path: Path) -> None:
     modality = ds.get("Modality")
     if modality is None:
         raise DicomError(f"{path}: no Modality tag: truncated, or not an image ({path.stat().st_size} bytes)")
     if modality != "CT":
         raise DicomError(f"{path}: not CT (Modality is {modality!r})")
+    # checked from the header, before any decoding: a small compressed file may declare an 8192 x 8192 image
+    rows, cols = ds.get("Rows"), ds.get("Columns")
+    try:
+        rows, cols = int(rows or 0), int(cols or 0)
+    except (TypeError, ValueError):
+        raise DicomError(f"{path}: Rows / Columns are not numbers ({rows!r} x {cols!r})") from None
+    if rows > MAX_SIDE or cols > MAX_SIDE:
+        raise DicomError(f"{path}: declares {rows} x {cols} pixels, more than the {MAX_SIDE} x {MAX_SIDE} a CT "
+                         "slice needs; not decoded")
 
 
 _NATIVE = {pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian}

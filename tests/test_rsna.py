@@ -321,3 +321,15 @@ def test_index_skips_what_is_not_a_file_without_hanging(tmp_path):
     assert len(index) == len(written)
     assert sorted(p for p, _ in failures) == sorted(str(tmp_path / n) for n in ("ID_fifo00001.dcm", "ID_folder0001.dcm"))
     assert all("not a regular file" in reason for _, reason in failures)
+
+
+def test_a_slice_declaring_a_huge_image_is_refused_before_decoding(tmp_path):
+    """A small RLE file may declare 8192 x 8192 pixels (1.3 GB once decoded): refused from its header."""
+    import pydicom
+
+    path = write_dicom(tmp_path / "ID_huge00001.dcm", np.zeros((8, 8), np.int16), image_id="ID_huge00001")
+    ds = pydicom.dcmread(path)
+    ds.Rows = ds.Columns = 8192  # the header's claim; the 128 bytes of pixel data are never decoded
+    ds.save_as(path)
+    with pytest.raises(DicomError, match="declares 8192 x 8192 pixels.*not decoded"):
+        read_hu(path)
