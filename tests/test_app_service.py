@@ -234,3 +234,21 @@ def test_a_study_is_decided_with_thresholds_chosen_on_validation_studies(app_env
     assert (report.study_flagged == (report.study_slices > 0)).all()
     plain = service.Report(report.ids, report.z, report.probs, report.thresholds, report.models, 0.0, {})
     np.testing.assert_array_equal(plain.study_cutoffs, report.thresholds)  # no studies at hand: the slice ones
+
+
+def test_text_from_files_is_shown_as_typed_never_as_markup():
+    """A right-to-left override cannot turn a warning round; a UID with `$^^$` is drawn as typed (mathtext
+    would stop the page); Markdown links and bare addresses stay text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assert "\u202e" not in service.literal("scan\u202egpj.dcm")
+    shown = service.literal("[click me](https://evil.example/x) **bold** www.evil.example.dcm")
+    assert "](" not in shown and "**" not in shown and "www.evil.example" not in shown
+    fig, ax = plt.subplots()
+    ax.set_title(service.plot_text("1.2.3$^^$4: p(any) = 0.5"))
+    fig.canvas.draw()  # would raise ValueError from mathtext without the escape
+    assert ax.get_title().count(r"\$") == 2
+    plt.close(fig)

@@ -120,7 +120,7 @@ def analysis_page() -> None:
                f"Research software trained on {service.trained_on(folders)}: not for diagnosis.")
     for name, reason in series.rejected:
         st.warning(f"Left out {service.literal(name)}: {service.literal(reason)}")
-    st.table(pd.DataFrame({"value": report.details}).rename_axis("detail"))
+    st.table(pd.DataFrame({"value": {k: service.literal(v) for k, v in report.details.items()}}).rename_axis("detail"))
     study = pd.DataFrame({"probability": report.study_probs, "study threshold": report.study_cutoffs,
                           "slices at or above it": report.study_slices, "positive": report.study_flagged})
     st.caption("A study is decided with thresholds chosen on the models' validation studies (its highest slice "
@@ -129,7 +129,7 @@ def analysis_page() -> None:
                + ("" if report.study_thresholds is not None else " The validation studies of these models are not "
                   "at hand here: the study uses the slice thresholds."))
     st.subheader("Study")
-    st.dataframe(study.style.format({"probability": "{:.3f}", "threshold": "{:.3f}"}), key="study_table")
+    st.dataframe(study.style.format({"probability": "{:.3f}", "study threshold": "{:.3f}"}), key="study_table")
     st.subheader("Slice viewer")
     if len(report.ids) > 1:
         position = st.slider("Slice (ordered by z)", 1, len(report.ids), int(report.probs[:, ANY].argmax()) + 1,
@@ -145,7 +145,7 @@ def analysis_page() -> None:
     image = window(hu, PRESETS[win].center, PRESETS[win].width)
     if show_cam:
         _, heat = service.heatmap(series, folders, position, label)
-        figures.overlay(ax, image, heat, title=f"{report.ids[position]}: p({label}) = "
+        figures.overlay(ax, image, heat, title=f"{service.plot_text(report.ids[position])}: p({label}) = "
                         f"{report.probs[position, LABELS.index(label)]:.3f}")
     else:
         ax.imshow(image, cmap="gray")

@@ -192,10 +192,20 @@ def _read_files(files: list[tuple[str, bytes]], folder: Path) -> tuple[list[dict
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 
 
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # marks that reorder the text around them
+
+
 def literal(text: str) -> str:
     """Text that Streamlit's Markdown shows as typed: a file name like ``**x** [click](https://a.b).dcm`` is
-    neither bold nor a link (every Markdown character escaped, line breaks made spaces)."""
-    return _MARKDOWN.sub(r"\\\1", " ".join(str(text).splitlines()))
+    neither bold nor a link (every Markdown character escaped, line breaks made spaces), and a right-to-left
+    override in a name cannot turn the sentence it sits in around."""
+    return _MARKDOWN.sub(r"\\\1", " ".join(_BIDI.sub("", str(text)).splitlines()))
+
+
+def plot_text(text: str) -> str:
+    """Text from a file for a matplotlib title: shown as typed, never read as mathtext (``$^^$`` in a UID
+    would stop the drawing)."""
+    return _BIDI.sub("", str(text)).replace("$", r"\$")
 
 
 def discard(series: Series | None) -> None:
