@@ -252,3 +252,33 @@ def test_text_from_files_is_shown_as_typed_never_as_markup():
     fig.canvas.draw()  # would raise ValueError from mathtext without the escape
     assert ax.get_title().count(r"\$") == 2
     plt.close(fig)
+
+
+def test_retention_is_read_safely_and_counts_from_the_last_use(app_data, tmp_path, monkeypatch):
+    """`abc` or `-5` keep the default instead of failing at import or purging everything; uploads are private;
+    a series read a moment ago is kept however long ago it arrived."""
+    import os
+    import stat
+    import time
+
+    for text, minutes in (("abc", 60.0), ("-5", 60.0), ("0", 60.0), ("nan", 60.0), ("30", 30.0)):
+        assert service.retention_minutes(text) == minutes
+    files, _ = study_files(app_data)
+    series = service.receive(files, tmp_path / "uploads")
+    assert stat.S_IMODE(series.upload.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in series.upload.iterdir()} == {0o600}
+    old = time.time() - 2 * 3600
+    os.utime(series.upload, (old, old))
+    service.in_use(series)  # the reader moves to the next slice
+    assert service.purge_uploads(tmp_path / "uploads", older_than_min=60) == 0 and series.upload.exists()
+    os.utime(series.upload, (old, old))
+    assert service.purge_uploads(tmp_path / "uploads", older_than_min=60) == 1 and not series.upload.exists()
+
+
+def test_the_history_file_is_private(tmp_path):
+    import stat
+
+    from ichlib.app.history import History
+
+    History(tmp_path / "app" / "history.sqlite")
+    assert stat.S_IMODE((tmp_path / "app" / "history.sqlite").stat().st_mode) == 0o600

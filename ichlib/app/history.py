@@ -9,6 +9,7 @@ label and how long it took; no pixel data and no other tag.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,10 +41,14 @@ class History:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+        for private in (self.path, self.path.with_name(self.path.name + "-wal"),
+                        self.path.with_name(self.path.name + "-shm")):
+            if private.exists():
+                os.chmod(private, 0o600)  # patient IDs: this user's only
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)

@@ -7,6 +7,7 @@ never used as a path.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -31,7 +32,28 @@ MAX_FILES = 1000
 MIN_SIDE = 64         # px: a head CT slice is 512 (sometimes 256-768); far smaller is a thumbnail or a scout
 # Uploads are patient data: an upload refused is deleted at once, an analysed one when the session moves on to
 # another series or, at the latest, this many minutes after it arrived (ICHBOOK_UPLOAD_RETENTION_MIN).
-UPLOAD_RETENTION_MIN = float(os.environ.get("ICHBOOK_UPLOAD_RETENTION_MIN", 60))
+DEFAULT_RETENTION_MIN = 60.0
+
+
+def retention_minutes(text: str | None = None) -> float:
+    """``ICHBOOK_UPLOAD_RETENTION_MIN`` read safely: a positive number of minutes; anything else (``abc``, ``-5``,
+    ``0``, ``nan``) keeps the default, with a line in the server log, instead of stopping the app at import or
+    purging every upload at once."""
+    text = os.environ.get("ICHBOOK_UPLOAD_RETENTION_MIN") if text is None else text
+    if text is None:
+        return DEFAULT_RETENTION_MIN
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        logging.getLogger(__name__).warning("ICHBOOK_UPLOAD_RETENTION_MIN=%r is not a positive number of minutes; "
+                                            "keeping %g", text, DEFAULT_RETENTION_MIN)
+        return DEFAULT_RETENTION_MIN
+    return value
+
+
+UPLOAD_RETENTION_MIN = retention_minutes()
 
 # Tags shown on the analysis page (and nothing else is read from the files about the patient).
 DETAIL_TAGS = {"PatientID": "patient ID", "PatientSex": "sex", "PatientAge": "age", "StudyDate": "study date",
@@ -132,7 +154,8 @@ def receive(files: list[tuple[str, bytes]], upload_dir: str | Path) -> Series:
     """
     _check_sizes(files)
     folder = Path(upload_dir) / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    Path(upload_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.mkdir(mode=0o700)  # patient data: this user's only
     try:
         rows, rejected = _read_files(files, folder)
         if not rows:
@@ -171,7 +194,8 @@ def _read_files(files: list[tuple[str, bytes]], folder: Path) -> tuple[list[dict
     rows, rejected, seen = [], [], {}
     for k, (name, content) in enumerate(files):
         path = folder / f"{k:05d}.dcm"  # our name, never the user's
-        path.write_bytes(content)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+            out.write(content)
         try:
             header = read_header(path)
             if min(header["rows"], header["columns"]) < MIN_SIDE:
@@ -214,8 +238,19 @@ def discard(series: Series | None) -> None:
         shutil.rmtree(series.upload, ignore_errors=True)
 
 
+def in_use(series: Series) -> None:
+    """Mark an uploaded series as read now: the retention counts from its last use, so a reader in the middle
+    of a study never has its files purged by another session."""
+    if series.upload is not None:
+        try:
+            os.utime(series.upload)
+        except OSError:
+            pass
+
+
 def purge_uploads(upload_dir: str | Path, older_than_min: float = UPLOAD_RETENTION_MIN) -> int:
-    """Delete upload folders older than the retention; returns how many were deleted."""
+    """Delete upload folders not used for longer than the retention (:func:`in_use` marks a use); returns how
+    many were deleted."""
     root, cutoff, deleted = Path(upload_dir), time.time() - older_than_min * 60, 0
     for folder in root.glob("*") if root.exists() else []:
         if folder.is_dir() and folder.stat().st_mtime < cutoff:
@@ -290,6 +325,7 @@ def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -
     Kept on the series per run and windows: the viewer asks for one slice's heatmap at every move.
     """
     key = (str(folder), tuple(windows))
+    in_use(series)
     if key not in series.prepared:
         series.prepared[key] = _prepare(series, folder, windows)
     return series.prepared[key]
