@@ -137,6 +137,21 @@ def _first(value, default: float) -> float:
     return float(value)
 
 
+def _rescale(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept), or DicomError naming the file: a slope of 0 would make every pixel one
+    value (a blank image read as "no bleed"), text is no number."""
+    try:
+        slope = _first(ds.get("RescaleSlope"), 1.0)
+        intercept = _first(ds.get("RescaleIntercept"), 0.0)
+    except (TypeError, ValueError):
+        raise DicomError(f"{path}: RescaleSlope / RescaleIntercept are not numbers "
+                         f"({ds.get('RescaleSlope')!r}, {ds.get('RescaleIntercept')!r})") from None
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
+        raise DicomError(f"{path}: RescaleSlope {slope:g} / RescaleIntercept {intercept:g} cannot map the pixels "
+                         "to HU")
+    return slope, intercept
+
+
 # RSNA image IDs ('ID_...') are not valid UIDs: pydicom would warn for every file as its tags are read or written.
 lenient_uids = pydicom.config.disable_value_validation
 
@@ -241,8 +256,7 @@ def read_hu(path: str | os.PathLike, shrink_to: int | None = None) -> np.ndarray
     _check_ct(ds, path)
     raw = _stored_pixels(ds, path)
     bits, signed = ds.get("BitsStored"), ds.get("PixelRepresentation")
-    slope = _first(ds.get("RescaleSlope"), 1.0)
-    intercept = _first(ds.get("RescaleIntercept"), 0.0)
+    slope, intercept = _rescale(ds, path)
     padding = ds.get("PixelPaddingValue")
     pad_mask = raw == padding if padding is not None else None
     if is_12bit_fault(bits, signed, intercept):

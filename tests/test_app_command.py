@@ -69,3 +69,21 @@ def test_the_readme_command_serves_on_the_port_asked_on_localhost_only(app_data)
     while answers(f"http://127.0.0.1:{port}/_stcore/health"):
         assert time.monotonic() < deadline, "the app outlived the command that started it"
         time.sleep(0.5)
+
+
+def test_a_page_that_fails_shows_one_line_and_logs_no_message(caplog):
+    """Streamlit shows no traceback (showErrorDetails none); a page's own failure is one line on the page, and
+    the log holds where it failed, not the message (which may carry a file's UIDs)."""
+    import logging
+
+    from ichlib.app import service
+
+    command = app_command([])
+    assert command[command.index("--client.showErrorDetails") + 1] == "none"
+    try:
+        raise FileNotFoundError("/srv/data/app/uploads/1.2.840.99999.1/00001.dcm")
+    except FileNotFoundError as exc:
+        with caplog.at_level(logging.ERROR, logger="ichlib.app"):
+            line = service.page_error("Analysis", exc)
+    assert line.startswith("The Analysis page could not be shown (FileNotFoundError)") and "/srv" not in line
+    assert "FileNotFoundError" in caplog.text and "1.2.840.99999" not in caplog.text

@@ -333,3 +333,19 @@ def test_a_slice_declaring_a_huge_image_is_refused_before_decoding(tmp_path):
     ds.save_as(path)
     with pytest.raises(DicomError, match="declares 8192 x 8192 pixels.*not decoded"):
         read_hu(path)
+
+
+@pytest.mark.parametrize("tags, message", [({"RescaleSlope": 0, "PixelPaddingValue": 0}, "cannot map the pixels"),
+                                           ({"RescaleSlope": 0}, "cannot map the pixels"),
+                                           ({"RescaleSlope": 1.5}, "not numbers")])
+def test_a_slope_that_cannot_map_pixels_to_hu_is_refused_by_name(tmp_path, tags, message):
+    """A slope of 0 would read every slice as one value (a blank image, "no bleed"); with padding it divided
+    by zero. Both, and a slope that is text, are refused naming the file."""
+    path = write_dicom(tmp_path / "ID_slope0001.dcm", np.full((8, 8), 1000, np.int16), image_id="ID_slope0001",
+                       **tags)
+    if message == "not numbers":  # pydicom will not write text as a number: put it into the file's bytes
+        content = path.read_bytes()
+        assert content.count(b"1.5 ") == 1
+        path.write_bytes(content.replace(b"1.5 ", b"abcd"))
+    with pytest.raises(DicomError, match=f"ID_slope0001.dcm.*{message}"):
+        read_hu(path)

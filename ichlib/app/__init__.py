@@ -26,7 +26,8 @@ def app_command(streamlit_args: list[str]) -> list[str]:
     from .service import MAX_TOTAL_MB
 
     defaults = {"--server.address": LOCALHOST, "--server.headless": "true", "--browser.gatherUsageStats": "false",
-                "--server.maxUploadSize": str(MAX_TOTAL_MB), "--client.toolbarMode": "viewer"}
+                "--server.maxUploadSize": str(MAX_TOTAL_MB), "--client.toolbarMode": "viewer",
+                "--client.showErrorDetails": "none"}  # no traceback (with server paths) on a page
     given = {arg.split("=")[0] for arg in streamlit_args if arg.startswith("--")}
     kept = [item for option, value in defaults.items() if option not in given for item in (option, value)]
     return [sys.executable, "-m", "streamlit", "run", str(PAGES_SCRIPT), *kept, *streamlit_args]

@@ -203,7 +203,11 @@ def main() -> None:
         st.session_state["page"] = st.session_state.pop("goto")
     page = st.sidebar.radio("Page", PAGES, key="page")
     st.sidebar.caption("ichbook: ICH on head CT. Research software, not a medical device.")
-    {"Start": start_page, "Analysis": analysis_page, "History": history_page, "About": about_page}[page]()
+    show = {"Start": start_page, "Analysis": analysis_page, "History": history_page, "About": about_page}[page]
+    try:
+        show()
+    except Exception as exc:  # one boundary per page (Streamlit's own reruns and stops are not Exceptions)
+        st.error(service.page_error(page, exc))
 
 
 main()

@@ -238,6 +238,17 @@ def discard(series: Series | None) -> None:
         shutil.rmtree(series.upload, ignore_errors=True)
 
 
+def page_error(page: str, exc: BaseException) -> str:
+    """The one line a page shows when it fails (no traceback, no server path); the server log gets where it
+    failed, the code's frames without the message, which may carry a file's UIDs."""
+    import traceback
+
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    logging.getLogger("ichlib.app").error("the %s page failed with %s at\n%s", page, type(exc).__name__, frames)
+    return (f"The {page} page could not be shown ({type(exc).__name__}). Nothing was lost; the details are in "
+            "the server's log.")
+
+
 def in_use(series: Series) -> None:
     """Mark an uploaded series as read now: the retention counts from its last use, so a reader in the middle
     of a study never has its files purged by another session."""
