@@ -58,3 +58,20 @@ def test_a_crash_mid_write_loses_nothing_older(tmp_path):
     assert subprocess.run([sys.executable, "-c", CRASH, str(path)]).returncode == 1
     table = History(path).table()
     assert list(table["id"]) == [kept] and "ID_half" not in set(table["study"])
+
+
+def test_one_unreadable_row_does_not_hide_the_others(tmp_path):
+    import sqlite3
+
+    from ichlib.app.history import History
+
+    history = History(tmp_path / "history.sqlite")
+    with sqlite3.connect(tmp_path / "history.sqlite") as db:
+        db.execute("INSERT INTO reports (created, study, patient, slices, models, seconds, study_probs, flagged) "
+                   "VALUES ('2026-01-01', 'S1', 'P1', 3, '[\"m\"]', 1.0, '{broken', '{}')")
+        db.execute("INSERT INTO reports (created, study, patient, slices, models, seconds, study_probs, flagged) "
+                   "VALUES ('2026-01-02', 'S2', 'P2', 4, '[\"m\"]', 1.0, '{\"any\": 0.5}', '{\"any\": 1}')")
+    table = history.table()
+    assert list(table["study"]) == ["S2", "S1"]
+    assert table.loc[table["study"] == "S2", "p(any)"].iloc[0] == 0.5
+    assert "cannot be read" in table.loc[table["study"] == "S1", "models"].iloc[0]

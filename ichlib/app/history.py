@@ -79,8 +79,17 @@ class History:
 
     @staticmethod
     def _flat(record: dict) -> dict:
-        probs, flagged = json.loads(record.pop("study_probs")), json.loads(record.pop("flagged"))
-        record["models"] = ", ".join(json.loads(record["models"]))
+        """One stored row as a table row; a row whose stored values cannot be read shows what can be (its id,
+        date, study) with the rest empty, instead of hiding every other report."""
+        try:
+            probs, flagged = json.loads(record.pop("study_probs")), json.loads(record.pop("flagged"))
+            record["models"] = ", ".join(json.loads(record["models"]))
+            if not isinstance(probs, dict) or not isinstance(flagged, dict):
+                raise ValueError("not a mapping")
+        except (TypeError, ValueError):
+            record["models"] = "(this report's stored values cannot be read)"
+            return {key: record.get(key) for key in ("id", "created", "study", "patient", "slices", "models",
+                                                     "seconds")}
         return {**record, **{f"p({k})": v for k, v in probs.items()}, **{f"flagged {k}": v for k, v in flagged.items()}}
 
     def get(self, report_id: int) -> dict:

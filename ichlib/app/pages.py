@@ -58,8 +58,12 @@ def _analyse(series: service.Series, folders: list[str]) -> None:
         st.error(service.literal(str(exc)))
         return
     service.discard(st.session_state.get("series"))  # the previous upload is no longer shown: its files go
-    st.session_state.update(series=series, report=report, folders=folders,
-                            report_id=_history().add(report), goto="Analysis")
+    try:
+        report_id = _history().add(report)
+    except Exception as exc:  # a corrupt or read-only History file must not lose the analysis just made
+        report_id = None
+        st.session_state["history_problem"] = service.page_error("History", exc)
+    st.session_state.update(series=series, report=report, folders=folders, report_id=report_id, goto="Analysis")
     st.rerun()
 
 
@@ -116,6 +120,8 @@ def analysis_page() -> None:
         st.info("Nothing analysed yet: choose a series on the Start page.")
         return
     series, folders = st.session_state["series"], st.session_state["folders"]
+    if st.session_state.get("history_problem"):
+        st.warning("This analysis was not stored in History: " + st.session_state.pop("history_problem"))
     st.caption(f"{len(report.ids)} slices, {len(report.models)} model(s), analysed in {report.seconds:.1f} s. "
                f"Research software trained on {service.trained_on(folders)}: not for diagnosis.")
     for name, reason in series.rejected:
