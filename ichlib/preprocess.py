@@ -189,6 +189,24 @@ def head_box(hu: np.ndarray, margin: float = 0.04, min_fraction: float = 0.002) 
     return tuple(boxes)
 
 
+def place(values: np.ndarray, box: tuple[int, int, int, int] | None, shape: tuple[int, int]) -> np.ndarray:
+    """A map over a network's input (any size: a Grad-CAM heatmap) put back where that input came from in the
+    slice of ``shape``: resized to the head's ``box`` (:func:`crop_to`'s; None: the whole slice), clipped to
+    the slice, zero elsewhere. The one mapping from input to slice, so an overlay lies where the model looked,
+    whether or not the head is centred."""
+    from PIL import Image
+
+    top, bottom, left, right = box if box is not None else (0, shape[0], 0, shape[1])
+    rows, cols = bottom - top, right - left
+    scaled = np.asarray(Image.fromarray(np.asarray(values, np.float32)).resize((cols, rows), Image.BILINEAR))
+    out = np.zeros(shape, np.float32)
+    r0, r1 = max(top, 0), min(bottom, shape[0])
+    c0, c1 = max(left, 0), min(right, shape[1])
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = scaled[r0 - top:r1 - top, c0 - left:c1 - left]
+    return out
+
+
 def crop_to(hu: np.ndarray, box: tuple[int, int, int, int], fill: float = AIR_HU) -> np.ndarray:
     """The pixels of ``box`` (from :func:`head_box`), with ``fill`` (air) where the box runs past the image."""
     top, bottom, left, right = box

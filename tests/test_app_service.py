@@ -282,3 +282,20 @@ def test_the_history_file_is_private(tmp_path):
 
     History(tmp_path / "app" / "history.sqlite")
     assert stat.S_IMODE((tmp_path / "app" / "history.sqlite").stat().st_mode) == 0o600
+
+
+def test_the_viewer_heatmap_lies_in_the_slice_frame_inside_the_head_box(app_env):
+    from ichlib.rsna import read_hu
+
+    index = app_env["index"]
+    series = service.cohort_series(index, index["study"].iloc[0])
+    k = len(series.slices) // 2
+    hu = read_hu(series.slices["path"].iloc[k])
+    heat = service.slice_heatmap(series, [app_env["run"]], k, "any", hu.shape)
+    assert heat.shape == hu.shape and np.isfinite(heat).all()
+    box = series.prepared[(str(app_env["run"]), "boxes")][k]
+    if box is not None:  # a run cut to the head: nothing drawn outside its box
+        top, bottom, left, right = box
+        outside = np.ones(hu.shape, bool)
+        outside[max(top, 0):bottom, max(left, 0):right] = False
+        assert heat[outside].max() == 0

@@ -153,3 +153,19 @@ def test_head_box_on_a_wide_slice_and_on_empty_or_nan_input():
         head_box(np.zeros((0, 0)))
     with pytest.raises(NoHeadError):
         head_box(np.full((64, 64), np.nan))
+
+
+def test_a_map_of_the_cut_input_is_placed_back_where_the_head_lies():
+    """An off-centre head: the hot corner of the input's map lands on the head's corner in the slice, not on
+    air; without a box the map covers the slice; a box past the edge is clipped."""
+    from ichlib.preprocess import place
+
+    heat = np.zeros((8, 8), np.float32)
+    heat[:2, :2] = 1.0  # hot in the input's top-left corner
+    placed = place(heat, (300, 460, 20, 180), (512, 512))  # the head low and to the left
+    hot = np.argwhere(placed > 0.5)
+    assert hot.min(axis=0).tolist() >= [300, 20] and hot.max(axis=0).tolist() <= [345, 65]
+    assert placed[:300].max() == 0 and placed[:, 180:].max() == 0
+    assert place(heat, None, (64, 64))[:16, :16].mean() > 0.5
+    edge = place(np.ones((8, 8), np.float32), (-10, 50, 480, 540), (512, 512))
+    assert edge[:50, 480:].min() > 0.99 and edge.sum() == pytest.approx(50 * 32, rel=0.01)

@@ -150,7 +150,7 @@ def analysis_page() -> None:
     fig, ax = plt.subplots(figsize=(5, 5))
     image = window(hu, PRESETS[win].center, PRESETS[win].width)
     if show_cam:
-        _, heat = service.heatmap(series, folders, position, label)
+        heat = service.slice_heatmap(series, folders, position, label, hu.shape)  # through the crop box
         figures.overlay(ax, image, heat, title=f"{service.plot_text(report.ids[position])}: p({label}) = "
                         f"{report.probs[position, LABELS.index(label)]:.3f}")
     else:

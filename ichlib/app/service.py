@@ -350,6 +350,7 @@ def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
         path, reason = failures[0]
         name = series.slices.set_index("path").at[path, "name"]
         raise InputError(f"{name}: its pixels cannot be read ({reason.replace(path, name)})")
+    series.prepared[(str(folder), "boxes")] = [box for _, _, box in done]  # where each input lies in its slice
     return np.stack([image for _, image, _ in done])
 
 
@@ -431,6 +432,20 @@ def study_of(folder) -> pd.Series | None:
         return read_index(path)["study"]
     except (OSError, KeyError, ValueError):
         return None
+
+
+def slice_heatmap(series: Series, folders: list, slice_index: int, label: str, shape: tuple[int, int]) -> np.ndarray:
+    """The models' mean Grad-CAM heatmap of one slice in the slice's own frame (``shape``): each model's map put
+    back through the box its input was cut to (``ichlib.preprocess.place``), to be drawn over the whole slice."""
+    from ..gradcam import gradcam
+    from ..preprocess import place
+
+    maps = []
+    for folder in folders:
+        x = inputs(series, folder)[slice_index:slice_index + 1]
+        box = series.prepared[(str(folder), "boxes")][slice_index]
+        maps.append(place(gradcam(model(folder), x, label)[0], box, shape))
+    return np.mean(maps, axis=0)
 
 
 def heatmap(series: Series, folders: list, slice_index: int, label: str) -> tuple[np.ndarray, np.ndarray]:
