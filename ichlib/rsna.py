@@ -323,15 +323,20 @@ def read_header(path: str | os.PathLike) -> dict:
     if frames != 1:
         raise DicomError(f"{path}: a multi-frame (enhanced) CT, {frames:g} frames in one file; export the series "
                          "as one file per slice (classic CT Image Storage), as RSNA's files are")
-    missing = [tag for tag in _INDEX_TAGS if tag not in ds and tag != "NumberOfFrames"]  # it may be absent
+    missing = [tag for tag in _INDEX_TAGS if tag not in ds and tag not in ("NumberOfFrames", "PatientID")]
     if missing:
         raise DicomError(f"{path}: header lacks {', '.join(missing)}, needed to place the slice in its series")
     try:
         image_id = str(ds.SOPInstanceUID)
         ipp = ds.ImagePositionPatient
+        if not np.isfinite(float(ipp[2])):
+            raise DicomError(f"{path}: ImagePositionPatient gives no usable z ({ipp[2]!r}): the slice cannot be "
+                             "placed in its series")
+        # an anonymised file may carry no PatientID: its study stands for the patient (never pooled with others)
+        patient = str(ds.get("PatientID", "") or "").strip() or f"anonymous study {ds.StudyInstanceUID}"
         return {
             "ID": image_id,
-            "patient": str(ds.PatientID),
+            "patient": patient,
             "study": str(ds.StudyInstanceUID),
             "series": str(ds.SeriesInstanceUID),
             "z": float(ipp[2]),

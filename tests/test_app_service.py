@@ -299,3 +299,42 @@ def test_the_viewer_heatmap_lies_in_the_slice_frame_inside_the_head_box(app_env)
         outside = np.ones(hu.shape, bool)
         outside[max(top, 0):bottom, max(left, 0):right] = False
         assert heat[outside].max() == 0
+
+
+def _edited(content: bytes, **tags) -> bytes:
+    """A copy of a DICOM file's bytes with some tags changed (None: removed)."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(content))
+    for key, value in tags.items():
+        if value is None:
+            delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+def test_series_identity_patients_positions_and_anonymised_files(app_data, tmp_path):
+    """Two patients under one series UID are refused by name; a re-exported copy (new SOP UID, same position)
+    is kept once; a slice without a usable position is left out by name; files without PatientID are read."""
+    from pydicom.uid import generate_uid
+
+    files, _ = study_files(app_data)
+    name, content = files[1]
+    mixed = [*files[:1], (name, _edited(content, PatientID="ID_someone_else")), *files[2:]]
+    with pytest.raises(service.InputError, match="2 patients"):
+        service.receive(mixed, tmp_path / "a")
+    copy = ("copy.dcm", _edited(files[0][1], SOPInstanceUID=generate_uid()))
+    series = service.receive([*files, copy], tmp_path / "b")
+    assert len(series.slices) == len(files)
+    assert [n for n, _ in series.rejected] == ["copy.dcm"] and "second copy" in series.rejected[0][1]
+    nowhere = ("nowhere.dcm", _edited(files[0][1], SOPInstanceUID=generate_uid(),
+                                      ImagePositionPatient=[0.0, 0.0, float("nan")]))
+    series = service.receive([*files[1:], nowhere], tmp_path / "c")
+    assert [n for n, _ in series.rejected] == ["nowhere.dcm"] and "no usable z" in series.rejected[0][1]
+    anonymous = [(n, _edited(c, PatientID=None)) for n, c in files]
+    assert len(service.receive(anonymous, tmp_path / "d").slices) == len(files)

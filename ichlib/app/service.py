@@ -162,6 +162,14 @@ def receive(files: list[tuple[str, bytes]], upload_dir: str | Path) -> Series:
             reasons = "; ".join(f"{reason}" for _, reason in rejected[:5])
             raise InputError(f"none of the {len(files)} file(s) is a readable CT slice: {reasons}")
         slices = pd.DataFrame(rows)
+        patients = slices["patient"].unique()
+        if len(patients) > 1:  # one SeriesInstanceUID can be reused across patients by a careless export
+            first = slices[slices["patient"] == patients[0]]["name"].iloc[0]
+            other = slices[slices["patient"] == patients[1]]["name"].iloc[0]
+            raise InputError(f"the files belong to {len(patients)} patients (e.g. {first} and {other}): upload one "
+                             "patient's series at a time")
+        slices, copies = _one_per_position(slices)
+        rejected += copies
         series = slices["series"].unique()
         if len(series) > 1:
             first = slices[slices["series"] == series[0]]["name"].iloc[0]
@@ -211,6 +219,16 @@ def _read_files(files: list[tuple[str, bytes]], folder: Path) -> tuple[list[dict
         seen[header["ID"]] = name
         rows.append({**header, "name": name})
     return rows, rejected
+
+
+def _one_per_position(slices: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """One slice per position in each series: a re-exported copy (a new SOP UID, the same z) is left out and
+    named, so a slice is not counted twice."""
+    duplicate = slices.duplicated(["series", "z"], keep="first")
+    first = slices[~duplicate].set_index(["series", "z"])["name"]
+    copies = [(row.name_, f"a second copy of the slice at z = {row.z:g} mm (as {first.loc[(row.series, row.z)]})")
+              for row in slices[duplicate].rename(columns={"name": "name_"}).itertuples()]
+    return slices[~duplicate].reset_index(drop=True), copies
 
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
