@@ -1,6 +1,7 @@
 """Numbers the paper reports, quoted so they can stand beside ours (always labelled as the paper's, on real RSNA data).
 
-Source: the seed paper (``shared/paper/seed-paper.txt``). Nothing here is computed; everything else is.
+Source: the seed paper (``seedpaper`` in ``book/references.bib``), quoted from its tables and text. Nothing here
+is computed; everything else is.
 """
 
 # Table 1: images per class in the paper's 200,000-image subset of the RSNA training data.

@@ -81,14 +81,7 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
                 assign(patient, k)
                 count[k] += 1
     if labels is not None:  # every split gets a patient with a bleed once there are three (a small download)
-        sick = [p for p in patients.index if p in positive.index and positive.loc[p].any()]
-        for k in (2, 1):
-            holders = [[p for p in sick if split_of.get(p) == s] for s in range(3)]
-            if len(sick) >= 3 and not holders[k]:
-                donor = int(np.argmax([len(h) for h in holders]))
-                moved = min(holders[donor], key=lambda p: (patients[p], p))
-                images[donor] -= patients[moved]
-                assign(moved, k)
+        _bleed_in_every_split(patients, positive, split_of, images, assign)
     for patient in patients.index:
         if patient not in split_of:
             assign(patient, int(np.argmax(target - images)))
@@ -99,6 +92,20 @@ def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None
         images[donor] -= patients[moved]
         assign(moved, int(np.flatnonzero(images == 0)[0]))
     return index["patient"].map(lambda p: SPLITS[split_of[p]]).rename("split")
+
+
+def _bleed_in_every_split(patients: pd.Series, positive: pd.DataFrame, split_of: dict, images: np.ndarray,
+                          assign) -> None:
+    """Move a patient with a bleed into validation, then test, where either has none and there are three such
+    patients or more: the one with the fewest images from the split that holds the most of them."""
+    sick = [p for p in patients.index if p in positive.index and positive.loc[p].any()]
+    for k in (2, 1):
+        holders = [[p for p in sick if split_of.get(p) == s] for s in range(3)]
+        if len(sick) >= 3 and not holders[k]:
+            donor = int(np.argmax([len(h) for h in holders]))
+            moved = min(holders[donor], key=lambda p: (patients[p], p))
+            images[donor] -= patients[moved]
+            assign(moved, k)
 
 
 # --------------------------------------------------------------------------------------------- fitting

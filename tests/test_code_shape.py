@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "ichlib"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "ichlib"
 MAX_LINES = 60
 
 
@@ -36,3 +37,20 @@ def test_nothing_imports_the_command_line_module():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert not (node.module or "").endswith("__main__"), f"{path} imports {node.module}"
+
+
+def test_no_file_points_outside_the_repository():
+    """A clone has no notes folder beside it: nothing in the repository may send a reader there."""
+    import subprocess
+
+    pattern = "../" + "shared"  # written so that this file does not match itself
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    pointing = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix in {".py", ".md", ".ipynb", ".yml", ".yaml", ".toml", ".bib", ".txt", ".cfg"} or \
+                name in ("Makefile", ".ci/run"):
+            text = path.read_text(errors="ignore")
+            if pattern in text or ("shared" + "/design") in text or ("shared" + "/paper") in text:
+                pointing.append(name)
+    assert not pointing, f"these point outside the repository: {pointing}"

@@ -1,7 +1,7 @@
 """A synthetic adult head: scalp, skull, brain, CSF spaces, ventricles, deep grey matter and skull base.
 
 Every structure is an implicit 3-D shape in the head frame (see :mod:`.geometry`), so any slice of any thickness
-and tilt can be sampled from it. Attenuations follow ``shared/design/phantom.md`` (HU).
+and tilt can be sampled from it. Attenuations follow ``docs/phantom.md`` (HU).
 """
 
 from __future__ import annotations
