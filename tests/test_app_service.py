@@ -293,7 +293,7 @@ def test_the_viewer_heatmap_lies_in_the_slice_frame_inside_the_head_box(app_env)
     hu = read_hu(series.slices["path"].iloc[k])
     heat = service.slice_heatmap(series, [app_env["run"]], k, "any", hu.shape)
     assert heat.shape == hu.shape and np.isfinite(heat).all()
-    box = series.prepared[(str(app_env["run"]), "boxes")][k]
+    box = series.boxes[str(app_env["run"])][k]
     if box is not None:  # a run cut to the head: nothing drawn outside its box
         top, bottom, left, right = box
         outside = np.ones(hu.shape, bool)

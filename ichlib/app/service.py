@@ -73,6 +73,7 @@ class Series:
     details: dict
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason), files left out
     prepared: dict = field(default_factory=dict, repr=False)  # network inputs per (run, windows), made once
+    boxes: dict = field(default_factory=dict, repr=False)  # per run: where each slice's input was cut from
     upload: Path | None = None  # the folder of an uploaded series (None: a local data set, never deleted)
 
     @property
@@ -162,20 +163,20 @@ def receive(files: list[tuple[str, bytes]], upload_dir: str | Path) -> Series:
             reasons = "; ".join(f"{reason}" for _, reason in rejected[:5])
             raise InputError(f"none of the {len(files)} file(s) is a readable CT slice: {reasons}")
         slices = pd.DataFrame(rows)
-        patients = slices["patient"].unique()
-        if len(patients) > 1:  # one SeriesInstanceUID can be reused across patients by a careless export
-            first = slices[slices["patient"] == patients[0]]["name"].iloc[0]
-            other = slices[slices["patient"] == patients[1]]["name"].iloc[0]
-            raise InputError(f"the files belong to {len(patients)} patients (e.g. {first} and {other}): upload one "
-                             "patient's series at a time")
-        slices, copies = _one_per_position(slices)
-        rejected += copies
         series = slices["series"].unique()
         if len(series) > 1:
             first = slices[slices["series"] == series[0]]["name"].iloc[0]
             other = slices[slices["series"] == series[1]]["name"].iloc[0]
             raise InputError(f"the files hold {len(series)} series (e.g. {first} and {other}): upload one series "
                              "at a time")
+        patients = slices["patient"].unique()
+        if len(patients) > 1:  # one SeriesInstanceUID can be reused across patients by a careless export
+            first = slices[slices["patient"] == patients[0]]["name"].iloc[0]
+            other = slices[slices["patient"] == patients[1]]["name"].iloc[0]
+            raise InputError(f"the files belong to {len(patients)} patients under one series UID (e.g. {first} "
+                             f"and {other}): upload one patient's series at a time")
+        slices, copies = _one_per_position(slices)
+        rejected += copies
         received = _series(slices, rejected)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing behind
@@ -368,7 +369,7 @@ def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
         path, reason = failures[0]
         name = series.slices.set_index("path").at[path, "name"]
         raise InputError(f"{name}: its pixels cannot be read ({reason.replace(path, name)})")
-    series.prepared[(str(folder), "boxes")] = [box for _, _, box in done]  # where each input lies in its slice
+    series.boxes[str(folder)] = [box for _, _, box in done]  # where each input lies in its slice
     return np.stack([image for _, image, _ in done])
 
 
@@ -461,7 +462,7 @@ def slice_heatmap(series: Series, folders: list, slice_index: int, label: str, s
     maps = []
     for folder in folders:
         x = inputs(series, folder)[slice_index:slice_index + 1]
-        box = series.prepared[(str(folder), "boxes")][slice_index]
+        box = series.boxes[str(folder)][slice_index]
         maps.append(place(gradcam(model(folder), x, label)[0], box, shape))
     return np.mean(maps, axis=0)
 
