@@ -46,8 +46,13 @@ def levels(index: pd.DataFrame, bins: int = LEVEL_BINS) -> pd.DataFrame:
         raise ValueError(f"bins must be at least 1, got {bins}")
     slices = index.groupby("series")["rank"].transform("size").astype(int)
     level = (index["rank"].to_numpy() + 0.5) / slices.to_numpy()
-    stratum = np.minimum((level * bins).astype(int), bins - 1)
+    stratum = stratum_of(level, bins)
     return pd.DataFrame({"level": level, "slices": slices.to_numpy(), "stratum": stratum}, index=index.index)
+
+
+def stratum_of(level: np.ndarray, bins: int = LEVEL_BINS) -> np.ndarray:
+    """Which of ``bins`` equal parts of its series a level in (0, 1) falls in (0: the lowest)."""
+    return np.minimum((np.asarray(level) * bins).astype(int), bins - 1)
 
 
 class Constant:

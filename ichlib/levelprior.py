@@ -27,9 +27,10 @@ import numpy as np
 
 from .rsna import ANY, LABELS
 
+from .baselines import LEVEL_BINS as BINS, stratum_of
+
 FILE = "level_prior.json"
 DRAWS = 200_000  # slices drawn to count the sampler's rates: their error is under 0.01 per stratum
-BINS = 10  # tenths of the series, as ichlib.baselines.LEVEL_BINS
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -78,8 +79,13 @@ def apply(probs: np.ndarray, strata: np.ndarray, table: np.ndarray | None) -> np
 def series_strata(slices: int, bins: int = BINS) -> np.ndarray:
     """Each slice's stratum in a series of ``slices`` slices ordered from the lowest z, as
     ``ichlib.baselines.levels`` counts it."""
-    level = (np.arange(slices) + 0.5) / max(slices, 1)
-    return np.minimum((level * bins).astype(int), bins - 1)
+    return stratum_of((np.arange(slices) + 0.5) / max(slices, 1), bins)
+
+
+def aligned_strata(strata, ids) -> np.ndarray:
+    """``strata`` (image ID -> stratum, ``ichlib.baselines.levels``) in the order of ``ids``; -1 for an image
+    without a level (its output is then left as it is)."""
+    return strata.reindex(list(ids)).fillna(-1).to_numpy(int)
 
 
 def write(folder: str | os.PathLike, table: np.ndarray) -> Path:

@@ -226,7 +226,7 @@ def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None,
     if table is not None:
         if strata is None:
             raise ValueError(f"{folder}: a run on level-matched negatives needs each image's level (strata=)")
-        probs = levelprior.apply(probs, strata.reindex(list(ids)).fillna(-1).to_numpy(int), table)
+        probs = levelprior.apply(probs, levelprior.aligned_strata(strata, ids), table)
     runs.write_predictions(folder, split, ids, cache.labels[rows], probs)  # for the over-confidence check
     runs.write_features(folder, split, ids, features)
     return runs.load_features(folder, split)

@@ -348,7 +348,7 @@ def level_prior(spec: RunSpec, cache, rows: dict, strata: pd.Series | None, out:
         return None
     from . import levelprior
 
-    row_strata = strata.reindex(cache.ids).fillna(-1).to_numpy(int)
+    row_strata = levelprior.aligned_strata(strata, cache.ids)
     train = rows["train"]
     table = levelprior.correction(cache.labels[train], row_strata[train], spec.positive_fraction, spec.seed)
     levelprior.write(out, table)
@@ -361,7 +361,9 @@ def split_batches(spec: RunSpec, cache, split: pd.Series, strata: pd.Series | No
     if spec.negatives == "level_matched":
         if strata is None:
             raise ValueError(f"{spec.name}: level-matched negatives need each image's level stratum (strata=)")
-        strata = strata.reindex(cache.ids).fillna(-1).to_numpy(int)  # an image without a level: its own stratum
+        from .levelprior import aligned_strata
+
+        strata = aligned_strata(strata, cache.ids)  # an image without a level: its own stratum (-1)
     else:
         strata = None
     rows = {name: np.flatnonzero((where == name).to_numpy()) for name in SPLITS}
