@@ -101,7 +101,11 @@ def read(folder: str | os.PathLike) -> np.ndarray | None:
     path = Path(folder) / FILE
     if not path.exists():
         return None
-    saved = json.loads(path.read_text())
-    if saved.get("labels") != list(LABELS):
-        raise ValueError(f"{path}: labels {saved.get('labels')} are not {list(LABELS)}")
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        raise ValueError(f"{path}: not a readable correction (cut short or edited); retrain the run") from None
+    if not isinstance(saved, dict) or saved.get("labels") != list(LABELS):
+        raise ValueError(f"{path}: labels {saved.get('labels') if isinstance(saved, dict) else saved!r} are not "
+                         f"{list(LABELS)}")
     return np.asarray(saved["logits"], float)

@@ -69,6 +69,10 @@ def test_a_saved_correction_reads_back_and_a_foreign_one_is_refused(tmp_path):
     (tmp_path / levelprior.FILE).write_text('{"labels": ["any"], "logits": [[0]]}')
     with pytest.raises(ValueError, match="labels"):
         levelprior.read(tmp_path)
+    for bad in ('{"labels": ["any", "epi', '', '[1, 2]'):  # cut short, empty, not a mapping: named, not a traceback
+        (tmp_path / levelprior.FILE).write_text(bad)
+        with pytest.raises(ValueError, match=levelprior.FILE):
+            levelprior.read(tmp_path)
 
 
 @pytest.mark.slow
