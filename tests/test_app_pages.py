@@ -36,7 +36,12 @@ def test_analyse_a_local_study_then_history_open_and_delete(app_env):
     assert not at.exception, at.exception
     assert at.sidebar.radio(key="page").value == "Analysis"
     assert "analysed in" in texts(at) and at.session_state["report"].probs.shape[1] == 6
+    at.slider(key="opacity").set_value(0.8).run()  # the overlay's opacity, then the exports of what is shown
+    assert not at.exception, at.exception
+    downloads = at.get("download_button")
+    assert len(downloads) == 4, downloads  # CSV, JSON, DICOM SR, the overlay as DICOM
     at.checkbox(key="cam").uncheck().run()  # the viewer without the overlay
+    assert len(at.get("download_button")) == 3  # no overlay, nothing to capture
     at.selectbox(key="window").set_value("subdural").run()
     assert not at.exception, at.exception
     at.sidebar.radio(key="page").set_value("History").run()
@@ -90,3 +95,23 @@ def test_a_one_slice_upload_with_a_markdown_name_beside_it(app_env):
     assert "One slice in this series" in texts(at)
     warning = " ".join(w.value for w in at.warning)
     assert r"\*\*x\*\* \[click\]\(https\://evil\.example\)\.dcm" in warning  # escaped: shown as typed
+
+
+@pytest.mark.slow
+def test_a_report_deleted_in_another_session_is_said_not_swapped(app_env):
+    """Two readers: one deletes the report the other has chosen; the other is told, and is shown no other one."""
+    first = fresh()
+    for _ in range(2):  # two reports in History
+        first.button(key="analyse_study").click().run()
+        first.sidebar.radio(key="page").set_value("Start").run()
+    first.sidebar.radio(key="page").set_value("History").run()
+    chosen = first.selectbox(key="report_choice").value
+    second = fresh()
+    second.sidebar.radio(key="page").set_value("History").run()
+    second.selectbox(key="report_choice").set_value(chosen).run()
+    second.button(key="delete_report").click().run()
+    assert not second.exception, second.exception
+    assert f"Report {chosen} deleted" in texts(second)
+    first.button(key="open_report").click().run()
+    assert not first.exception, first.exception
+    assert f"Report {chosen} no longer exists" in texts(first) and not first.json

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from ichlib import figures, store  # noqa: E402
-from ichlib.app import service  # noqa: E402
+from ichlib.app import exports, service  # noqa: E402
 from ichlib.app.history import History  # noqa: E402
 from ichlib.preprocess import PRESETS, window  # noqa: E402
 from ichlib.rsna import ANY, LABELS, read_hu  # noqa: E402
@@ -146,13 +146,15 @@ def analysis_page() -> None:
     win = st.selectbox("Window", list(PRESETS), index=list(PRESETS).index("brain"), key="window")
     label = st.selectbox("Grad-CAM label", list(LABELS), key="label")
     show_cam = st.checkbox("Grad-CAM overlay", value=True, key="cam")
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="opacity", disabled=not show_cam)
     hu = read_hu(series.slices["path"].iloc[position])
     fig, ax = plt.subplots(figsize=(5, 5))
     image = window(hu, PRESETS[win].center, PRESETS[win].width)
+    heat = None
     if show_cam:
         heat = service.slice_heatmap(series, folders, position, label, hu.shape)  # through the crop box
         figures.overlay(ax, image, heat, title=f"{service.plot_text(report.ids[position])}: p({label}) = "
-                        f"{report.probs[position, LABELS.index(label)]:.3f}")
+                        f"{report.probs[position, LABELS.index(label)]:.3f}", alpha=opacity)
     else:
         ax.imshow(image, cmap="gray")
         ax.axis("off")
@@ -160,6 +162,28 @@ def analysis_page() -> None:
     plt.close(fig)
     st.subheader("Every slice")
     st.dataframe(report.table().round(3), key="slice_table")
+    _downloads(series, report, folders, position, image, heat, opacity)
+
+
+def _downloads(series, report, folders, position, image, heat, opacity) -> None:
+    """The report as CSV and JSON, the study's findings as a DICOM SR, the shown overlay as a DICOM capture."""
+    st.subheader("Export")
+    name = f"ichbook-report-{st.session_state.get('report_id') or 'unsaved'}"
+    columns = st.columns(4)
+    columns[0].download_button("Slices (CSV)", exports.report_csv(report), f"{name}.csv", "text/csv",
+                               key="download_csv")
+    columns[1].download_button("Report (JSON)", exports.report_json(report, service.trained_on(folders)),
+                               f"{name}.json", "application/json", key="download_json")
+    try:
+        sr = exports.dicom_bytes(exports.structured_report(series, report))
+        columns[2].download_button("Findings (DICOM SR)", sr, f"{name}-sr.dcm", "application/dicom",
+                                   key="download_sr")
+        if heat is not None:
+            capture = exports.secondary_capture(series, position, exports.burned_overlay(image, heat, opacity))
+            columns[3].download_button("This overlay (DICOM)", exports.dicom_bytes(capture),
+                                       f"{name}-slice{position + 1}.dcm", "application/dicom", key="download_sc")
+    except Exception as exc:  # the CSV and JSON stay available when a header cannot make a DICOM object
+        st.warning(service.page_error("DICOM export", exc))
 
 
 def history_page() -> None:
@@ -169,13 +193,27 @@ def history_page() -> None:
         st.info("No analysis stored yet.")
         return
     st.dataframe(table.round(3), key="history_table")
-    chosen = st.selectbox("Report", list(table["id"]), key="report_choice")
+    ids = list(table["id"])
+    asked = st.session_state.get("report_choice")
+    if asked is not None and asked not in ids:  # deleted meanwhile: by this session, or by another (say so)
+        del st.session_state["report_choice"]
+        if st.session_state.pop("deleted_here", None) == asked:
+            st.success(f"Report {asked} deleted.")
+        else:
+            st.warning(f"Report {asked} no longer exists: it was deleted in another session. Choose another.")
+            return
+    chosen = st.selectbox("Report", ids, key="report_choice")
     left, right = st.columns(2)
     if left.button("Open", key="open_report"):
-        st.json(_history().get(chosen))
+        try:
+            st.json(_history().get(chosen))
+        except KeyError:
+            st.warning(f"Report {chosen} no longer exists: it was deleted, perhaps in another session.")
     if right.button("Delete", key="delete_report"):
-        _history().delete(chosen)
-        st.success(f"Report {chosen} deleted.")
+        if not _history().delete(chosen):
+            st.warning(f"Report {chosen} was already deleted, perhaps in another session.")
+            return
+        st.session_state["deleted_here"] = chosen
         st.rerun()
 
 
@@ -204,6 +242,7 @@ def about_page() -> None:
 
 
 def main() -> None:
+    service.quiet_pydicom()
     st.set_page_config(page_title="ichbook reader", layout="wide")
     if "goto" in st.session_state:
         st.session_state["page"] = st.session_state.pop("goto")

@@ -7,6 +7,7 @@ never used as a path.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -23,8 +24,9 @@ from .. import ensemble, levelprior, runs
 from ..cache import BRAIN_CHANNEL, series_images
 from ..metrics import choose_thresholds, flags, per_label_auc
 from ..preprocess import PAPER_WINDOWS
-from ..rsna import LABELS, DicomError, lenient_uids, read_header, read_hu
-from ..train import INFERENCE_BATCH
+from ..labels import LABELS
+from ..rsna import DicomError, lenient_uids, read_header, read_hu
+from ..batches import INFERENCE_BATCH
 
 MAX_FILE_MB = 20      # one CT slice is ~0.5 MB; anything far larger is not one
 MAX_TOTAL_MB = 400    # a whole series
@@ -251,6 +253,15 @@ def plot_text(text: str) -> str:
     return _BIDI.sub("", str(text)).replace("$", r"\$")
 
 
+def quiet_pydicom() -> None:
+    """Keep pydicom's warnings out of the app's server log: they quote the values they object to (a study's UIDs,
+    a patient's name) and the app already names each file it cannot use. Called once by the app's process."""
+    import warnings
+
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+
+
 def discard(series: Series | None) -> None:
     """Delete an uploaded series' files (a local data set's are never touched)."""
     if series is not None and series.upload is not None:
@@ -338,15 +349,15 @@ def model_scores(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "trained on", "test AUC any", "test images"])
 
 
-_MODELS: dict[str, object] = {}
+def opened(folder: str | Path) -> runs.Run:
+    """A finished run, opened once per process: its settings read once, its model, level correction and Grad-CAM
+    loaded on first use and kept with it (the most recent few runs)."""
+    return _opened(str(Path(folder).resolve()))
 
 
-def model(folder: str | Path):
-    """A trained model, loaded once per process."""
-    key = str(Path(folder).resolve())
-    if key not in _MODELS:
-        _MODELS[key] = runs.load_model(folder)
-    return _MODELS[key]
+@functools.lru_cache(maxsize=16)
+def _opened(folder: str) -> runs.Run:
+    return runs.Run.open(folder)
 
 
 def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -> np.ndarray:
@@ -362,9 +373,9 @@ def inputs(series: Series, folder: str | Path, windows: tuple = PAPER_WINDOWS) -
 
 
 def _prepare(series: Series, folder: str | Path, windows: tuple) -> np.ndarray:
-    spec = runs.read_spec(folder)
-    done, failures = series_images(list(series.slices["path"]), spec.preprocessing, spec.image_size,
-                                   runs.windows_for(spec.preprocessing, windows), crop=spec.crop)
+    run = opened(folder)
+    done, failures = series_images(list(series.slices["path"]), run.spec.preprocessing, run.spec.image_size,
+                                   run.windows(windows), crop=run.spec.crop)
     if failures:
         path, reason = failures[0]
         name = series.slices.set_index("path").at[path, "name"]
@@ -392,7 +403,7 @@ def analyse_series(series: Series, folders: list, windows: tuple = PAPER_WINDOWS
     if found is None:
         raise InputError("no series model was trained for these models (the book's series chapter trains them)")
     start = time.perf_counter()
-    features = [with_features(model(f)).predict(inputs(series, f, windows).astype(np.float32),
+    features = [with_features(opened(f).model).predict(inputs(series, f, windows).astype(np.float32),
                                                 batch_size=INFERENCE_BATCH, verbose=0)[1] for f in folders]
     probs = sequence.predict(_series_model(found), [np.concatenate(features, axis=1)])[0]
     ids, truth, val_probs = runs.load_predictions(found, "val")
@@ -403,13 +414,11 @@ def analyse_series(series: Series, folders: list, windows: tuple = PAPER_WINDOWS
                   time.perf_counter() - start, series.details, per_study)
 
 
+@functools.lru_cache(maxsize=4)
 def _series_model(folder: Path):
-    key = f"series:{Path(folder).resolve()}"
-    if key not in _MODELS:
-        from ..sequence import load
+    from ..sequence import load
 
-        _MODELS[key] = load(folder)
-    return _MODELS[key]
+    return load(folder)
 
 
 def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Report:
@@ -424,9 +433,10 @@ def analyse(series: Series, folders: list, windows: tuple = PAPER_WINDOWS) -> Re
     probs, val = [], []
     for folder in folders:
         x = inputs(series, folder, windows).astype(np.float32)
-        raw = model(folder).predict(x, batch_size=INFERENCE_BATCH, verbose=0)
+        run = opened(folder)
+        raw = run.model.predict(x, batch_size=INFERENCE_BATCH, verbose=0)
         # a run on level-matched negatives gets the level put back, as its saved predictions had it
-        probs.append(levelprior.apply(raw, levelprior.series_strata(len(x)), levelprior.read(folder)))
+        probs.append(levelprior.apply(raw, levelprior.series_strata(len(x)), run.level_prior))
         val.append(runs.load_predictions(folder, "val"))
     studies = [study_of(f) for f in folders]
     if all(v[0].equals(val[0][0]) for v in val):  # one data set: threshold the ensemble's own validation output
@@ -456,25 +466,23 @@ def study_of(folder) -> pd.Series | None:
 def slice_heatmap(series: Series, folders: list, slice_index: int, label: str, shape: tuple[int, int]) -> np.ndarray:
     """The models' mean Grad-CAM heatmap of one slice in the slice's own frame (``shape``): each model's map put
     back through the box its input was cut to (``ichlib.preprocess.place``), to be drawn over the whole slice."""
-    from ..gradcam import gradcam
     from ..preprocess import place
 
     maps = []
     for folder in folders:
         x = inputs(series, folder)[slice_index:slice_index + 1]
         box = series.boxes[str(folder)][slice_index]
-        maps.append(place(gradcam(model(folder), x, label)[0], box, shape))
+        maps.append(place(opened(folder).gradcam(x, label)[0], box, shape))
     return np.mean(maps, axis=0)
 
 
 def heatmap(series: Series, folders: list, slice_index: int, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(the slice in the brain window at the network's size, the models' mean Grad-CAM heatmap) for one slice."""
-    from ..gradcam import gradcam
-
     maps, shown = [], None
     for folder in folders:
+        run = opened(folder)
         x = inputs(series, folder)[slice_index:slice_index + 1]
-        maps.append(gradcam(model(folder), x, label)[0])
+        maps.append(run.gradcam(x, label)[0])
         if shown is None:
-            shown = x[0, ..., BRAIN_CHANNEL[runs.read_spec(folder).preprocessing]]
+            shown = x[0, ..., BRAIN_CHANNEL[run.spec.preprocessing]]
     return shown, np.mean(maps, axis=0)
