@@ -62,7 +62,7 @@ def main() -> None:
     from ichlib.losses import RSNALogLoss, WeightedBCE
     from ichlib.machine import cpu_facts
     from ichlib.models import build_model, training_flops
-    from ichlib.train import _dataset_class
+    from ichlib.batches import batches_class
 
     batch = args.batch or int(load_profiles(project_root() / "profiles.yml")["cpu"]["batch_size"])
     keras.mixed_precision.set_global_policy(args.policy)
@@ -76,7 +76,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (args.images, args.size, args.size, 3), dtype=np.uint8)
     y = (rng.random((args.images, 6)) > 0.7).astype(np.uint8)
-    batches = _dataset_class()
+    batches = batches_class()
     for arch in args.archs.split(","):
         model = build_model(arch, args.size, bn_momentum=0.9)
         model.compile(keras.optimizers.Adam(1e-3), WeightedBCE(),

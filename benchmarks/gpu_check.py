@@ -7,7 +7,7 @@
 Prints, per architecture: training images/s (after the first, graph-building step) and inference ms/image;
 then trains one model through ``ichlib.train.train_model`` for two epochs (the book's own path: checkpoints,
 back-up-and-restore, predictions) and prints its summary. With GPUs visible it uses mixed precision and every
-GPU through ``ichlib.train.distribution_scope`` (MirroredStrategy under TensorFlow, DataParallel under JAX).
+GPU through ``ichlib.devices.distribution_scope`` (MirroredStrategy under TensorFlow, DataParallel under JAX).
 A script, not a test: it asserts nothing.
 """
 
@@ -42,7 +42,9 @@ def main() -> None:
     from ichlib.phantom import make_cohort
     from ichlib.rsna import index_dicoms, read_labels
     from ichlib.runs import RunSpec
-    from ichlib.train import accelerators, distribution_scope, split_by_patient, train_model
+    from ichlib.devices import accelerators, distribution_scope
+    from ichlib.split import split_by_patient
+    from ichlib.train import train_model
 
     backend = keras.backend.backend()
     gpus = accelerators()

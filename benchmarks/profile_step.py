@@ -33,7 +33,7 @@ def main() -> None:
 
     from ichlib.losses import WeightedBCE
     from ichlib.models import build_model
-    from ichlib.train import _dataset_class
+    from ichlib.batches import batches_class
 
     rng = np.random.default_rng(0)
     n = args.batch * args.steps
@@ -41,7 +41,7 @@ def main() -> None:
     y = (rng.random((n, 6)) > 0.7).astype(np.uint8)
     model = build_model(args.arch, args.size, bn_momentum=0.9)
     model.compile(keras.optimizers.Adam(1e-3), WeightedBCE())
-    batches = _dataset_class()
+    batches = batches_class()
     model.fit(batches(x, y, np.arange(n), args.batch, True, 0), epochs=1, verbose=0)  # warm-up
     model.predict(x[:args.batch], batch_size=args.batch, verbose=0)
     for name, work in (("train", lambda: model.fit(batches(x, y, np.arange(n), args.batch, True, 1), epochs=1,

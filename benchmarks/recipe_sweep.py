@@ -71,7 +71,7 @@ def prepare(folder: str, studies: int, matrix: int, size: int, seed: int, worker
     from ichlib.cache import build_cache
     from ichlib.phantom import make_cohort
     from ichlib.rsna import index_dicoms, read_labels
-    from ichlib.train import split_by_patient
+    from ichlib.split import split_by_patient
 
     if not os.path.exists(f"{folder}/cohort/manifest.json"):  # one cohort, a cache per size
         make_cohort(f"{folder}/cohort", studies, seed=seed, matrix=matrix, workers=workers, progress=False)
@@ -96,7 +96,9 @@ def one_run(job: dict) -> list[dict]:
     from ichlib.losses import WeightedBCE
     from ichlib.models import build_model
     from ichlib.runs import RunSpec
-    from ichlib.train import _dataset_class, learning_rate, set_determinism
+    from ichlib.batches import batches_class
+    from ichlib.devices import set_determinism
+    from ichlib.train import learning_rate
 
     data = np.load(job["data"], allow_pickle=True)
     images, labels, split = data["images"], data["labels"], data["split"]
@@ -105,7 +107,7 @@ def one_run(job: dict) -> list[dict]:
     set_determinism(job["seed"])
     every = min(job["every"], job["budget"])
     # one "epoch" per evaluation, each a fresh draw of `every` images: Keras under JAX cannot predict mid-epoch
-    batches = _dataset_class()(images, labels, rows["train"], job["batch"], True, job["seed"],
+    batches = batches_class()(images, labels, rows["train"], job["batch"], True, job["seed"],
                                positive_fraction=recipe["positive_fraction"], epoch_size=every)
     model = build_model(job["arch"], images.shape[1], bn_momentum=recipe["bn_momentum"], seed=job["seed"])
     spec = RunSpec(job["arch"], **recipe)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import auc_or_nan
-from .rsna import LABELS
+from .labels import LABELS
 from .runs import load_predictions, write_predictions
 
 LEVEL_BINS = 10  # strata of the level-matched AUC: tenths of the series
@@ -90,7 +90,7 @@ def fit_on_split(features: pd.DataFrame, truth: pd.DataFrame, split: pd.Series, 
     Args:
         features: per image ID, the columns the candidates name.
         truth: per image ID, the six labels (0/1).
-        split: per image ID, "train" / "val" / "test" (``ichlib.train.split_by_patient``).
+        split: per image ID, "train" / "val" / "test" (``ichlib.split.split_by_patient``).
         candidates: name -> feature columns.
 
     Returns:

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from . import abstract, machine, runs, store
-from .rsna import LABELS, SUBTYPES
+from .labels import LABELS, SUBTYPES
 
 KERNEL = "ichbook"
 EXECUTED = "book/chapters"
@@ -252,8 +252,24 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
         if forced is not None:
             os.environ["MPLBACKEND"] = forced
     seconds = time.perf_counter() - start
+    one_parameters_cell(scratch)
     scratch.replace(chapter.executed)
     return seconds
+
+
+def one_parameters_cell(path: Path) -> None:
+    """The page shows the parameters once: papermill's injected cell (the values this build used) stays, the
+    notebook's defaults cell above it is tagged ``remove-cell`` (Jupyter Book leaves it out of the page)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    if not any("injected-parameters" in t for t in tags):
+        return
+    for cell, cell_tags in zip(nb.cells, tags):
+        if "parameters" in cell_tags and "remove-cell" not in cell_tags:
+            cell.metadata["tags"] = [*cell_tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -392,7 +408,7 @@ def _run_selected(root: Path, profile: str, book: list, names: list, selected: l
     for chapter in selected:
         log(f"running {chapter.name} ({profile})")
         seconds = run_chapter(chapter, params[chapter.name], root)
-        timings[chapter.name] = dict(profile=profile, seconds=round(seconds, 1), machine=machine.describe(),
+        timings[chapter.name] = dict(profile=profile, seconds=round(seconds, 1), machine=machine.machine_line(),
                                      finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), run=started)
         timing_file.parent.mkdir(parents=True, exist_ok=True)
         timing_file.write_text(json.dumps(timings, indent=1))

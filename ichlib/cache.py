@@ -27,7 +27,8 @@ import pandas as pd
 
 from .parallel import process_pool
 from .preprocess import PAPER_WINDOWS, NoHeadError, adjacent_stack, crop_to, head_box, resize, three_window
-from .rsna import LABELS, DicomError, read_hu
+from .labels import LABELS
+from .rsna import DicomError, read_hu
 
 MODES = ("three_window", "adjacent")
 # The channel that shows the slice itself in the brain window: the first window, or the middle of three slices.

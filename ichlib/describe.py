@@ -12,7 +12,8 @@ from .cache import BRAIN_CHANNEL, head_or_whole
 from .paper import TABLE1_IMAGES
 from .phantom import read_mask
 from .preprocess import PRESETS, crop_to, window
-from .rsna import LABELS, SUBTYPES, read_hu
+from .labels import LABELS, SUBTYPES
+from .rsna import read_hu
 from .store import Source, run_cache
 
 

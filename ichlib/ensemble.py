@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from .metrics import RSNA_WEIGHTS
-from .rsna import ANY, LABELS
+from .labels import ANY, LABELS
 
 METHODS = ("average", "vote", "weighted")
 

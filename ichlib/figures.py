@@ -260,7 +260,7 @@ def series_figure(z: np.ndarray, truth: np.ndarray, curves: dict[str, np.ndarray
 def level_rates(rates: pd.DataFrame) -> plt.Figure:
     """Share of slices with each label by the slice's tenth of its series (``ichlib.baselines.level_rates``):
     the signal a model can take from the level alone."""
-    from .rsna import LABELS
+    from .labels import LABELS
 
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     centres = (rates.index.to_numpy() + 0.5) / len(rates)
@@ -276,7 +276,7 @@ def level_rates(rates: pd.DataFrame) -> plt.Figure:
 def against_baseline(aucs: pd.DataFrame, baseline: pd.Series, name: str = "level only") -> plt.Figure:
     """Each model's test AUC per label (dots, one colour per backbone) beside a baseline's (a bar): a dot at or
     under the bar is a model that has learned no more than the baseline knows."""
-    from .rsna import LABELS
+    from .labels import LABELS
 
     fig, ax = plt.subplots(figsize=(8, 3.6))
     archs = sorted({n.split("-")[0] for n in aucs.index})

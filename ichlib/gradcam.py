@@ -13,10 +13,12 @@ TensorFlow (``tf.function`` and a gradient tape) and JAX (``jax.jit`` and ``jax.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
-from .rsna import LABELS
+from .labels import LABELS
 
 OUTPUT_LAYER = "labels"  # the sigmoid output layer of ichlib.models; its kernel and bias give the logits
 
@@ -77,6 +79,8 @@ def default_layer(model: keras.Model, min_cells: int = MIN_CELLS) -> str:
 
 
 def _cam(a, g, size):
+    """Grad-CAM from a block's activations ``a`` and the gradient ``g`` of the label's logit with respect to them
+    (both batch x rows x columns x channels): channel weights, their positive weighted sum, enlarged, scaled."""
     ops = keras.ops
     a, g = ops.cast(a, "float32"), ops.cast(g, "float32")
     weights = ops.mean(g, axis=(1, 2), keepdims=True)
@@ -148,27 +152,50 @@ def _build(model: keras.Model, layer: str):
     raise NotImplementedError(f"Grad-CAM is written for the torch, tensorflow and jax backends, not {backend!r}")
 
 
+class GradCAM:
+    """Grad-CAM of one model: the compiled function of each layer asked for is built on first use and kept here,
+    with the explainer, not patched onto the model (MONAI's ``GradCAM`` keeps its state the same way).
+
+        explain = GradCAM(model)
+        heatmaps = explain(images, "subdural")            # the default layer
+        coarse = explain(images, "subdural", layer=last_conv_layer(model))
+    """
+
+    def __init__(self, model: keras.Model, compiled: dict | None = None):
+        self.model = model
+        # layer name -> the compiled (images, label index) -> heatmaps; ``compiled`` lets :func:`gradcam` keep them
+        self._compiled: dict[str, object] = {} if compiled is None else compiled
+
+    def __call__(self, images: np.ndarray, label: int | str, layer: str | None = None,
+                 batch_size: int = 32) -> np.ndarray:
+        """Heatmaps in [0, 1] at the input size, one per image: (n, rows, cols) float32.
+
+        Args:
+            images: (n, rows, cols, 3) as the model takes them (the cache's 0-255 values).
+            label: index or name in ``LABELS``.
+            layer: the feature layer; default :func:`default_layer` (a map of at least 8 x 8 cells).
+            batch_size: images per compiled call.
+        """
+        j = label_index(label)
+        layer = layer or default_layer(self.model)
+        if layer not in self._compiled:
+            self._compiled[layer] = _build(self.model, layer)
+        x = np.asarray(images, np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"images must be (n, rows, cols, channels), got shape {x.shape}")
+        out = [np.asarray(self._compiled[layer](x[i:i + batch_size], j)) for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, *x.shape[1:3]), np.float32)
+
+
+# model -> its compiled functions, gone with the model (they hold its layers, never the model itself)
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def gradcam(model: keras.Model, images: np.ndarray, label: int | str, layer: str | None = None,
             batch_size: int = 32) -> np.ndarray:
-    """Heatmaps in [0, 1] at the input size, one per image: (n, rows, cols) float32.
-
-    Args:
-        model: an ``ichlib.models.build_model`` model (or any with a sigmoid Dense output named "labels").
-        images: (n, rows, cols, 3) as the model takes them (the cache's 0-255 values).
-        label: index or name in ``LABELS``.
-        layer: the feature layer; default :func:`default_layer` (a map of at least 8 x 8 cells).
-        batch_size: images per compiled call.
-    """
-    j = label_index(label)
-    layer = layer or default_layer(model)
-    compiled = getattr(model, "_ichlib_gradcam", None)
-    if compiled is None:
-        compiled = {}
-        model._ichlib_gradcam = compiled  # one traced function per model and layer, reused across calls
-    if layer not in compiled:
-        compiled[layer] = _build(model, layer)
-    x = np.asarray(images, np.float32)
-    if x.ndim != 4:
-        raise ValueError(f"images must be (n, rows, cols, channels), got shape {x.shape}")
-    out = [np.asarray(compiled[layer](x[i:i + batch_size], j)) for i in range(0, len(x), batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, *x.shape[1:3]), np.float32)
+    """Heatmaps in [0, 1] at the input size, one per image: (n, rows, cols) float32, by a :class:`GradCAM` of
+    ``model`` (its compiled functions made on the first call and kept as long as the model lives). ``model``: an
+    ``ichlib.models.build_model`` model, or any with a sigmoid Dense output named "labels"; the other arguments
+    as :class:`GradCAM` takes them."""
+    compiled = _COMPILED.setdefault(model, {})
+    return GradCAM(model, compiled)(images, label, layer, batch_size)

@@ -1,6 +1,6 @@
 """Putting the level back by Bayes' rule: a run trained on level-matched negatives sees the image alone.
 
-A run with ``negatives="level_matched"`` (``ichlib.train.epoch_order``) is shown, in each tenth of a series, as
+A run with ``negatives="level_matched"`` (``ichlib.batches.epoch_order``) is shown, in each tenth of a series, as
 many negatives as that tenth holds of the positives, so the slice's level says nothing in training and the
 network must find the blood. Its raw output is then the probability under the *sampled* rates: it ranks slices
 within a level well (the level-matched AUC) but has forgotten how rare blood is at the vertex. The level is
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .rsna import ANY, LABELS
+from .labels import ANY, LABELS
 
 from .baselines import LEVEL_BINS as BINS, stratum_of
 
@@ -54,7 +54,7 @@ def correction(labels: np.ndarray, strata: np.ndarray, positive_fraction: float,
                bins: int = BINS) -> np.ndarray:
     """(bins, labels) logits to add to a level-matched run's raw output: the training slices' rates minus the
     rates its sampler draws (``labels``, ``strata``: the training rows' labels and level strata)."""
-    from .train import epoch_order
+    from .batches import epoch_order
 
     labels, strata = np.asarray(labels), np.asarray(strata)
     rows = np.arange(len(labels))

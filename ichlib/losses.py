@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from .metrics import RSNA_WEIGHTS as METRIC_WEIGHTS
-from .rsna import LABELS
+from .labels import LABELS
 
 BASELINE_WEIGHTS = (1.0,) * len(LABELS)
 OPTIMISED_WEIGHTS = (5.0, 1.0, 1.0, 1.0, 1.0, 1.0)  # any = 5

@@ -34,7 +34,7 @@ def cpu_facts(cpuinfo: str | None = None) -> dict:
     return facts
 
 
-def describe(facts: dict | None = None) -> str:
+def machine_line(facts: dict | None = None) -> str:
     """``2-core AMD EPYC 7B13 (x86_64; AVX2, FMA; capped at AVX2)``, for a page or a log."""
     facts = cpu_facts() if facts is None else facts
     flags = ", ".join(f.upper() for f in facts.get("flags", [])) or "no AVX2"

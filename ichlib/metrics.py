@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.metrics import (accuracy_score, f1_score, multilabel_confusion_matrix, precision_recall_curve,
                              precision_score, recall_score, roc_auc_score, roc_curve)
 
-from .rsna import ANY, LABELS, SUBTYPES
+from .labels import ANY, LABELS, SUBTYPES
 
 RSNA_WEIGHTS = np.array([2.0, 1, 1, 1, 1, 1])
 
@@ -92,14 +92,14 @@ def scores(y_true: np.ndarray, y_prob: np.ndarray, thresholds=0.5, hierarchy: bo
                        "F1": f1_score(t, p, zero_division=np.nan),
                        "recall": recall_score(t, p, zero_division=np.nan),
                        "precision": precision_score(t, p, zero_division=np.nan),
-                       "AUC": roc_auc_score(t, y_prob[:, j]) if len(np.unique(t)) == 2 else np.nan}
+                       "AUC": auc_or_nan(t, y_prob[:, j])}
     table = pd.DataFrame(rows).T
     flat_t, flat_p = y_true.ravel(), y_pred.ravel()
     table.loc["micro"] = {"accuracy": accuracy_score(flat_t, flat_p),
                           "F1": f1_score(flat_t, flat_p, zero_division=np.nan),
                           "recall": recall_score(flat_t, flat_p, zero_division=np.nan),
                           "precision": precision_score(flat_t, flat_p, zero_division=np.nan),
-                          "AUC": roc_auc_score(flat_t, np.asarray(y_prob).ravel()) if len(np.unique(flat_t)) == 2 else np.nan}
+                          "AUC": auc_or_nan(flat_t, np.asarray(y_prob).ravel())}
     table.loc["macro"] = table.loc[list(LABELS)].mean(skipna=True)
     return table
 

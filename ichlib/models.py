@@ -19,7 +19,7 @@ import numpy as np
 
 from .backend import fused_torch_batchnorm, lean_torch_layout
 from .paper import TABLE3_PARAMETERS
-from .rsna import LABELS
+from .labels import LABELS
 
 lean_torch_layout()  # torch: no copies around each convolution (ichlib.backend)
 fused_torch_batchnorm()  # torch: one kernel per batch-norm layer (ichlib.backend)
@@ -128,7 +128,7 @@ def stage_parameters(model: keras.Model, arch: str) -> dict[str, int]:
     return counts
 
 
-def describe(model: keras.Model, arch: str) -> dict:
+def model_facts(model: keras.Model, arch: str) -> dict:
     """One row about a built model: parameters (all, trainable), layers, convolutions, the last block's map."""
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     last = model.get_layer(LAST_CONV[arch]).output.shape

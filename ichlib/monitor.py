@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .labels import ANY
 from .metrics import auc_or_nan, weighted_log_loss
-from .rsna import ANY
 from .models import with_features
 from .runs import write_features, write_predictions
 
@@ -35,10 +35,16 @@ def curve_sample(positive: np.ndarray, n: int = CURVE_IMAGES, seed: int = 0) -> 
     positive = np.asarray(positive, bool)
     rng = np.random.default_rng([seed, 7])
     pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
-    n = min(int(n), len(positive))
+    return np.sort(np.concatenate(half_positive(pos, neg, n, rng)))
+
+
+def half_positive(pos, neg, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` items drawn without replacement, half of them from ``pos`` where it has enough (all of it where it
+    has fewer), the rest from ``neg``: (chosen positives, chosen negatives). The curve's sample and the series
+    model's training studies are both drawn so."""
+    n = min(int(n), len(pos) + len(neg))
     n_pos = min(len(pos), max(n // 2, n - len(neg)))
-    chosen = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)])
-    return np.sort(chosen)
+    return rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)
 
 
 def _append(path: Path, row: dict) -> None:
@@ -50,7 +56,7 @@ def _append(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def run_monitor(out: Path, batches, ids, truth: np.ndarray, sample: tuple, loss_weights, steps_per_epoch: int,
+def run_monitor(out: Path, *, batches, ids, truth: np.ndarray, sample: tuple, loss_weights, steps_per_epoch: int,
                 batch_size: int, epoch_images: int, best_so_far: float = np.inf, prior: tuple | None = None):
     """The Keras callback that scores validation for a run writing to ``out`` (see the module doc).
 

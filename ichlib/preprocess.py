@@ -142,7 +142,7 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- the head's box
-AIR_HU = -1024.0
+AIR_HU = -1000.0  # air, by the definition of the Hounsfield scale (water is 0)
 TISSUE_HU = -300.0  # above: scalp fat and everything denser; below: air, and the foam of a head rest
 
 

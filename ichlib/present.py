@@ -183,8 +183,8 @@ def beside_paper(paper_table: pd.DataFrame, scores=("accuracy", "F1", "recall", 
     return pd.DataFrame(rows)
 
 
-def headline(labels: pd.DataFrame) -> pd.DataFrame:
-    """``tables.headline``'s per-label table for the page: the AUC and its interval in one column, rounded to
+def headline_table(labels: pd.DataFrame) -> pd.DataFrame:
+    """``comparisons.headline``'s per-label table for the page: the AUC and its interval in one column, rounded to
     what that interval justifies, the threshold scores beside it and the positives as counts."""
     out = labels.drop(columns=["AUC", "AUC 95% low", "AUC 95% high"]).copy()
     out.insert(0, "AUC (95 % CI)", [with_interval(v, lo, hi, prefix="")
@@ -220,3 +220,14 @@ def glue(name: str, value) -> None:
 
     text = f"{value:.3f}" if isinstance(value, (float, np.floating)) else str(value)
     myst_glue(name, Text(text), display=False)
+
+
+def source(*functions):
+    """The code of ``functions`` shown on the page as a Python block: where a chapter explains a method, the
+    lines that compute it, read from ``ichlib`` itself so the page cannot drift from the code."""
+    import inspect
+
+    from IPython.display import Markdown
+
+    code = "\n\n".join(inspect.getsource(f).rstrip() for f in functions)
+    return Markdown(f"```python\n{code}\n```")

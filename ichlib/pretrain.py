@@ -76,7 +76,8 @@ def pretrain(src, spec: RunSpec, split: pd.Series, strata: pd.Series | None, win
     """
     from . import store
     from .metrics import auc_or_nan, matched_auc
-    from .train import compile_model, fit, set_determinism, split_batches
+    from .devices import set_determinism
+    from .train import compile_model, fit, split_batches
 
     folder = backbone_dir(src, spec)
     if is_pretrained(folder):

@@ -1,5 +1,6 @@
 """What a reader of the built book sees, measured in headless Chromium at a given window width: tables wider
-than the column they sit in, figures without a number or caption, and the abstract's glued values.
+than the column they sit in, code cells that scroll sideways, figures without a number or caption, and the
+abstract's glued values.
 
     python -m ichlib.reading [_build/html] [--width 1300]     # one line per problem; exits 1 on any, 2 without a book
 """
@@ -30,7 +31,11 @@ for (const img of main.querySelectorAll('img')) {
   const caption = figure ? figure.querySelector('figcaption') : null;
   figures.push({src: img.getAttribute('src').slice(0, 80), caption: caption ? caption.innerText.trim() : ''});
 }
-return {tables: tables, figures: figures, text: main.innerText};
+const code = [];
+for (const pre of main.querySelectorAll('div.cell_input pre')) {
+  if (pre.scrollWidth > pre.clientWidth + 1) code.push(pre.innerText.split('\\n')[0].slice(0, 60));
+}
+return {tables: tables, figures: figures, code: code, text: main.innerText};
 """
 
 
@@ -58,8 +63,9 @@ def unnumbered(page: dict) -> list[dict]:
 
 
 def problems(html: Path, chapters: list[str], tables_in: list[str], width: int = 1300) -> list[str]:
-    """Every figure of ``chapters`` without a number and caption, every table of ``tables_in`` that scrolls
-    sideways, and an abstract still waiting for a chapter, as sentences (empty when the book reads well)."""
+    """Every figure of ``chapters`` without a number and caption, every table of ``tables_in`` and every code cell
+    that scrolls sideways, and an abstract still waiting for a chapter, as sentences (empty when the book reads
+    well)."""
     pages = ["book/intro.html"] + [CHAPTER_PAGES.format(c) for c in chapters]
     seen = measure(html, pages, width)
     found = []
@@ -71,6 +77,7 @@ def problems(html: Path, chapters: list[str], tables_in: list[str], width: int =
         if name in tables_in:
             found += [f"{name}: a table {t['width']} px wide in {t['room']} px ({t['caption'][:60]!r})"
                       for t in too_wide(page)]
+        found += [f"{name}: a code cell scrolls sideways ({first!r})" for first in page.get("code", [])]
     return found
 
 

@@ -5,7 +5,8 @@ The phantom cohort (:mod:`ichlib.phantom`) is written in the same layout, so eve
 - ``stage_2_train.csv``: six rows per image, ``ID_<hex>_<subtype>,<0|1>``;
 - ``stage_2_train/ID_<hex>.dcm``: one CT slice per file.
 
-This module imports nothing else from ``ichlib``: it is the bottom of the flow.
+This module imports only ``ichlib.labels``, ``ichlib.preprocess``'s constants and ``ichlib.parallel``: it is the
+bottom of the flow.
 """
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ import pandas as pd
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from .labels import ANY, LABELS, SUBTYPES  # noqa: F401 (the data's label columns, named here too)
 from .parallel import process_pool
-
-LABELS = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
-SUBTYPES = LABELS[1:]
-ANY = LABELS.index("any")  # the column of `any` in every (images, labels) array
-AIR_HU = -1000.0
+from .preprocess import AIR_HU
 
 # Header tags the index needs; reading only these keeps the scan cheap.
 _INDEX_TAGS = [

@@ -14,6 +14,7 @@ Every other module reads and writes these through this one, so a run's layout ha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .cache import MODES
-from .rsna import LABELS
+from .labels import LABELS
 
 PREDICTIONS = "predictions_{split}.csv"
 FEATURES = "features_{split}.npz"
@@ -112,13 +113,13 @@ class RunSpec:
                              f"pretrain_images={self.pretrain_images}")
 
 
-SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))
+RUN_SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))
 
 
 def settings_in(namespace: dict) -> dict:
     """The run settings (every ``RunSpec`` field but the three the plan varies) found in ``namespace``: a chapter
     passes its parameters (``globals()``), so the list of settings is written once, here."""
-    return {name: namespace[name] for name in SETTINGS if name in namespace}
+    return {name: namespace[name] for name in RUN_SETTINGS if name in namespace}
 
 
 def windows_for(preprocessing: str, windows: tuple) -> tuple:
@@ -218,11 +219,60 @@ def model_for(spec: RunSpec):
                        bn_momentum=spec.bn_momentum)
 
 
-def load_model(folder: str | os.PathLike):
-    """The trained model of a finished run: rebuilt from its settings, with its best weights."""
-    model = model_for(read_spec(folder))
+def load_model(folder: str | os.PathLike, spec: RunSpec | None = None):
+    """The trained model of a finished run: rebuilt from its settings (``spec``, read from the folder when not
+    given), with its best weights."""
+    model = model_for(spec or read_spec(folder))
     model.load_weights(str(Path(folder) / "best.weights.h5"))
     return model
+
+
+@dataclass(eq=False)
+class Run:
+    """A finished run, opened once: its folder and settings, and, loaded on first use and then kept, its model,
+    its level correction and its Grad-CAM. Where a folder would be read again at every step (the app reads a
+    series slice by slice), pass this instead of the folder.
+
+        run = Run.open(folder)
+        probs = run.model.predict(x)
+        heat = run.gradcam(x, "subdural")
+    """
+
+    folder: Path
+    spec: RunSpec
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> Run:
+        return cls(Path(folder), read_spec(folder))
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @functools.cached_property
+    def model(self):
+        return load_model(self.folder, self.spec)
+
+    @functools.cached_property
+    def level_prior(self):
+        """The run's level correction (``ichlib.levelprior``), or None for a run on random negatives."""
+        from .levelprior import read
+
+        return read(self.folder)
+
+    @functools.cached_property
+    def gradcam(self):
+        """The run's :class:`ichlib.gradcam.GradCAM` (its compiled functions kept with the run)."""
+        from .gradcam import GradCAM
+
+        return GradCAM(self.model)
+
+    def windows(self, windows: tuple) -> tuple:
+        """The windows this run's input uses out of ``windows`` (:func:`windows_for`)."""
+        return windows_for(self.spec.preprocessing, windows)
+
+    def predictions(self, split: str = "test") -> tuple[pd.Index, np.ndarray, np.ndarray]:
+        return load_predictions(self.folder, split)
 
 
 def finished_runs(root: str | os.PathLike) -> pd.DataFrame:

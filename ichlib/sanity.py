@@ -64,7 +64,7 @@ def cascade(spec, trained, images: np.ndarray, label="any", shares=CASCADE, seed
     """Grad-CAM of ``images`` from the trained model and from copies re-initialised from the top, one row per
     share: the share and count of weighted layers re-initialised, the deepest of them, and the mean, 10th and
     90th percentile of each slice's rank correlation with the trained model's map. Each copy's random weights
-    come from ``seed`` (``ichlib.train.set_determinism``).
+    come from ``seed`` (``ichlib.devices.set_determinism``).
 
     Args:
         spec: the run's ``RunSpec`` (``ichlib.runs.model_for`` rebuilds its architecture).
@@ -73,7 +73,7 @@ def cascade(spec, trained, images: np.ndarray, label="any", shares=CASCADE, seed
     """
     from .gradcam import default_layer, gradcam
     from .runs import model_for
-    from .train import set_determinism
+    from .devices import set_determinism
 
     layer = default_layer(trained)
     reference = gradcam(trained, images, label, layer)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import auc_or_nan, matched_auc
-from .rsna import LABELS
+from .labels import LABELS
 from .runs import RunSpec, load_predictions
 
 SEED_FLIPPABLE = "cannot tell (within the seed spread)"

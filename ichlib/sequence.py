@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .rsna import ANY, LABELS
+from .labels import ANY, LABELS
 
-SETTINGS = dict(units=64, dropout=0.3, epochs=40, batch_size=16, learning_rate=1e-3, patience=5)
+GRU_SETTINGS = dict(units=64, dropout=0.3, epochs=40, batch_size=16, learning_rate=1e-3, patience=5)
 # A CNN whose `any` AUC on sampled training slices exceeds validation by less than this is taken not to have
 # memorised them (confidence_gap): about the half-width of the test intervals on the cpu profile.
 TRUSTED_GAP = 0.05
@@ -115,23 +116,24 @@ def _standardise(train: list, mean=None, std=None):
 
 def fit(train: list[tuple[np.ndarray, np.ndarray]], val: list[tuple[np.ndarray, np.ndarray]], seed: int = 0,
         verbose: int = 0, **settings):
-    """Train a series model; returns it (best validation epoch's weights), its feature scaling attached.
+    """Train a series model; returns it as a :class:`SeriesModel` (the best validation epoch's weights, with the
+    feature scaling and the settings it was trained with).
 
     Args:
         train, val: one ``(features (slices, d), labels (slices, 6))`` per series, slices in z order.
         seed: drives the initial weights, dropout and the order of series.
-        settings: any of ``SETTINGS`` (units, dropout, epochs, batch_size, learning_rate, patience).
+        settings: any of ``GRU_SETTINGS`` (units, dropout, epochs, batch_size, learning_rate, patience).
     """
     import keras
 
-    from .train import set_determinism
+    from .devices import set_determinism
 
-    unknown = set(settings) - set(SETTINGS)
+    unknown = set(settings) - set(GRU_SETTINGS)
     if unknown:
-        raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(SETTINGS)}")
+        raise ValueError(f"unknown setting(s) {sorted(unknown)}; expected some of {sorted(GRU_SETTINGS)}")
     if not train or not val:
         raise ValueError("fit needs at least one training and one validation series")
-    s = {**SETTINGS, **settings}
+    s = {**GRU_SETTINGS, **settings}
     set_determinism(seed)
     mean, std = _standardise(train)
     (x, mask), y = pad([(f - mean) / std for f, _ in train]), pad([l for _, l in train])[0]
@@ -140,21 +142,32 @@ def fit(train: list[tuple[np.ndarray, np.ndarray]], val: list[tuple[np.ndarray, 
     model.compile(optimizer=keras.optimizers.Adam(s["learning_rate"]), loss="binary_crossentropy")
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=s["patience"], restore_best_weights=True)
     # The masks weight the loss: padded slices count for nothing.
-    model.fit([x, mask], y, sample_weight=mask.astype(np.float32), validation_data=([xv, mask_v], yv,
-              mask_v.astype(np.float32)), epochs=s["epochs"], batch_size=s["batch_size"], shuffle=True,
-              callbacks=[stop], verbose=verbose)
-    model.scaling = (mean, std)
-    model.settings = {**s, "seed": seed, "d": int(x.shape[-1])}
-    return model
+    history = model.fit([x, mask], y, sample_weight=mask.astype(np.float32),
+                        validation_data=([xv, mask_v], yv, mask_v.astype(np.float32)), epochs=s["epochs"],
+                        batch_size=s["batch_size"], shuffle=True, callbacks=[stop], verbose=verbose)
+    return SeriesModel(model, (mean, std), {**s, "seed": seed, "d": int(x.shape[-1])},
+                       epochs_run=len(history.history["loss"]))
 
 
-def predict(model, series: list[np.ndarray]) -> list[np.ndarray]:
+@dataclass
+class SeriesModel:
+    """A series model and what reading with it needs: the GRU network, the feature scaling (mean, std) it was
+    trained with, its settings, and (once saved or loaded) the run folders whose features it reads."""
+
+    network: object
+    scaling: tuple
+    settings: dict
+    members: list = field(default_factory=list)
+    epochs_run: int = 0  # epochs trained before early stopping (0: loaded, not trained here)
+
+
+def predict(model: SeriesModel, series: list[np.ndarray]) -> list[np.ndarray]:
     """Per-slice probabilities (slices, 6) for each series of features (slices, d)."""
     if not series:
         return []
     mean, std = model.scaling
     x, mask = pad([(np.asarray(f, np.float32) - mean) / std for f in series])
-    probs = model.predict([x, mask], batch_size=64, verbose=0)
+    probs = model.network.predict([x, mask], batch_size=64, verbose=0)
     return [probs[i, :len(s)] for i, s in enumerate(series)]
 
 
@@ -194,14 +207,14 @@ def fit_on_split(folders: list[str], split: pd.Series, index: pd.DataFrame, labe
 def training_studies(split: pd.Series, index: pd.DataFrame, labels: pd.DataFrame, n: int, seed: int) -> list[str]:
     """Image IDs of ``n`` training studies (drawn from ``seed``, half of them with a bleed where there are
     enough): the series model's training data, a sample so that its features cost seconds, not minutes."""
+    from .monitor import half_positive
+
     train = index.loc[split.index[split == "train"]]
     positive = labels.loc[train.index, "any"].groupby(train["study"]).max()
     rng = np.random.default_rng([seed, 11])
     pos, neg = sorted(positive.index[positive == 1]), sorted(positive.index[positive == 0])
-    n_pos = min(len(pos), max(n // 2, n - len(neg)))
-    chosen = set(rng.choice(pos, n_pos, replace=False)) | set(rng.choice(neg, min(len(neg), n - n_pos),
-                                                                         replace=False))
-    return list(train.index[train["study"].isin(chosen)])
+    chosen_pos, chosen_neg = half_positive(pos, neg, n, rng)
+    return list(train.index[train["study"].isin(set(chosen_pos) | set(chosen_neg))])
 
 
 def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None,
@@ -212,7 +225,7 @@ def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None,
     image's level stratum in ``strata`` (``ichlib.baselines.levels``), which such a run needs."""
     from . import levelprior, runs
     from .models import with_features
-    from .train import INFERENCE_BATCH
+    from .batches import INFERENCE_BATCH
 
     try:
         return runs.load_features(folder, split)
@@ -259,7 +272,7 @@ def joined_features(folders: list[str], split: str, cache=None, ids=None) -> tup
 
 
 # ------------------------------------------------------------------------------------------- saving
-def save(model, folder: str | os.PathLike, members: list[str], validation: tuple | None = None) -> Path:
+def save(model: SeriesModel, folder: str | os.PathLike, members: list[str], validation: tuple | None = None) -> Path:
     """Keep a fitted series model with its scaling, its settings, the runs whose features it reads and, given
     ``validation`` = (image IDs, truth, probabilities), its validation predictions (the app's thresholds)."""
     from .runs import write_predictions
@@ -268,7 +281,7 @@ def save(model, folder: str | os.PathLike, members: list[str], validation: tuple
     folder.mkdir(parents=True, exist_ok=True)
     if validation is not None:
         write_predictions(folder, "val", *validation)
-    model.save_weights(str(folder / "series.weights.h5"))
+    model.network.save_weights(str(folder / "series.weights.h5"))
     mean, std = model.scaling
     np.savez(folder / "scaling.npz", mean=mean, std=std)
     tmp = folder / "series.json.part"
@@ -277,17 +290,16 @@ def save(model, folder: str | os.PathLike, members: list[str], validation: tuple
     return folder
 
 
-def load(folder: str | os.PathLike):
+def load(folder: str | os.PathLike) -> SeriesModel:
     """A saved series model, ready for :func:`predict` (``members``: the run folders its features come from)."""
     folder = Path(folder)
     meta = json.loads((folder / "series.json").read_text())
     s = meta["settings"]
-    model = build(s["d"], s["units"], s["dropout"], s["seed"])
-    model.load_weights(str(folder / "series.weights.h5"))
+    network = build(s["d"], s["units"], s["dropout"], s["seed"])
+    network.load_weights(str(folder / "series.weights.h5"))
     with np.load(folder / "scaling.npz") as saved:
-        model.scaling = (saved["mean"], saved["std"])
-    model.settings, model.members = s, meta["members"]
-    return model
+        scaling = (saved["mean"], saved["std"])
+    return SeriesModel(network, scaling, s, list(meta["members"]))
 
 
 def find(root: str | os.PathLike, folders: list[str]) -> Path | None:

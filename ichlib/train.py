@@ -1,16 +1,13 @@
-"""Training the paper's models: the patient-level split, the input batches, the fit with its callbacks, artifacts.
+"""Training the paper's models: the fit with its callbacks, the test predictions, and every run of a plan.
 
-Keras is imported inside the functions that train, so the split works without a deep-learning backend.
-
-The paper split its 200,000 images 81 / 9 / 10 by image, so slices of one patient (near copies of each other)
-could sit in both training and test. Here the split is by patient, as the top RSNA solutions did.
+The split by patient is ``ichlib.split``, the epoch's images and batches ``ichlib.batches``, the devices and the
+seed ``ichlib.devices``; a run's folder belongs to ``ichlib.runs``. Keras is imported inside the functions that
+train.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,185 +16,16 @@ import numpy as np
 import pandas as pd
 
 from . import runs
+from .batches import INFERENCE_BATCH, batches_class
+from .devices import distribution_scope, set_determinism
+from .labels import ANY
 from .monitor import curve_sample, run_monitor
-from .runs import RunSpec
 from .preprocess import PAPER_WINDOWS
-from .rsna import ANY, LABELS, SUBTYPES
-
-SPLITS = ("train", "val", "test")
-INFERENCE_BATCH = 64  # images per predict call: no gradients are kept, so a larger batch costs little memory
-PAPER_FRACTIONS = (0.81, 0.09, 0.10)
-
-
-def split_fractions(test_fraction: float = PAPER_FRACTIONS[2]) -> tuple[float, float, float]:
-    """(train, validation, test) shares with the paper's 9 % validation and the given test share."""
-    return (round(1 - PAPER_FRACTIONS[1] - test_fraction, 6), PAPER_FRACTIONS[1], test_fraction)
-
-
-def split_by_patient(index: pd.DataFrame, seed: int, labels: pd.DataFrame | None = None,
-                     fractions: tuple[float, float, float] = PAPER_FRACTIONS) -> pd.Series:
-    """Assign every image to "train", "val" or "test" so that no patient is in two splits.
-
-    Patients with a subtype are dealt out first, rarest subtype first: while a split has none of that subtype's
-    patients it gets the next one (so every split has every subtype once there are three such patients), then
-    each goes where it is furthest below its share. The other patients then fill the splits towards their
-    shares of images. With three patients or more, no split is left empty.
-
-    Args:
-        index: indexed by image ID, with a ``patient`` column (``ichlib.rsna.index_dicoms``).
-        seed: the only source of randomness: the same seed gives the same split.
-        labels: ``ichlib.rsna.read_labels`` output, for stratifying by subtype; without it, patients are dealt
-            by image counts alone.
-        fractions: shares of images for train, val, test.
-
-    Returns:
-        Series indexed like ``index``, values in :data:`SPLITS`.
-    """
-    if len(fractions) != 3 or not np.isclose(sum(fractions), 1) or min(fractions) <= 0:
-        raise ValueError(f"fractions must be three positive shares summing to 1, got {fractions}")
-    rng = np.random.default_rng(seed)
-    patients = index.groupby("patient", sort=True).size()
-    patients = patients.iloc[rng.permutation(len(patients))]
-    target = np.asarray(fractions) * patients.sum()
-    images = np.zeros(3)
-    split_of: dict[str, int] = {}
-
-    def assign(patient: str, split: int) -> None:
-        split_of[patient] = split
-        images[split] += patients[patient]
-
-    if labels is not None:
-        known = labels.loc[labels.index.intersection(index.index)]
-        positive = known[list(SUBTYPES)].groupby(index.loc[known.index, "patient"]).max()
-        for subtype in sorted(SUBTYPES, key=lambda s: positive[s].sum()):
-            cases = [p for p in patients.index if p in positive.index and positive.at[p, subtype]]
-            share = np.asarray(fractions) * len(cases)
-            count = np.array([sum(split_of.get(p) == k for p in cases) for k in range(3)], float)
-            for patient in cases:
-                if patient in split_of:
-                    continue
-                empty = [k for k in (2, 1, 0) if count[k] == 0]  # the small splits first
-                k = empty[0] if empty and len(cases) >= 3 else int(np.argmax(share - count))
-                assign(patient, k)
-                count[k] += 1
-    if labels is not None:  # every split gets a patient with a bleed once there are three (a small download)
-        _bleed_in_every_split(patients, positive, split_of, images, assign)
-    for patient in patients.index:
-        if patient not in split_of:
-            assign(patient, int(np.argmax(target - images)))
-    while len(patients) >= 3 and (images == 0).any():  # a tiny cohort: no split may stay empty
-        members = [[p for p, k in split_of.items() if k == s] for s in range(3)]
-        donor = int(np.argmax([len(m) for m in members]))
-        moved = min(members[donor], key=lambda p: (patients[p], p))
-        images[donor] -= patients[moved]
-        assign(moved, int(np.flatnonzero(images == 0)[0]))
-    return index["patient"].map(lambda p: SPLITS[split_of[p]]).rename("split")
-
-
-def _bleed_in_every_split(patients: pd.Series, positive: pd.DataFrame, split_of: dict, images: np.ndarray,
-                          assign) -> None:
-    """Move a patient with a bleed into validation, then test, where either has none and there are three such
-    patients or more: the one with the fewest images from the split that holds the most of them."""
-    sick = [p for p in patients.index if p in positive.index and positive.loc[p].any()]
-    for k in (2, 1):
-        holders = [[p for p in sick if split_of.get(p) == s] for s in range(3)]
-        if len(sick) >= 3 and not holders[k]:
-            donor = int(np.argmax([len(h) for h in holders]))
-            moved = min(holders[donor], key=lambda p: (patients[p], p))
-            images[donor] -= patients[moved]
-            assign(moved, k)
+from .runs import RunSpec
+from .split import PAPER_FRACTIONS, SPLITS, split_by_patient, split_fractions
 
 
 # --------------------------------------------------------------------------------------------- fitting
-def epoch_order(rows: np.ndarray, positive: np.ndarray, positive_fraction: float,
-                rng: np.random.Generator, size: int | None = None, strata: np.ndarray | None = None) -> np.ndarray:
-    """One training epoch's rows, shuffled: ``size`` of them (default: as many as ``rows``).
-
-    With ``positive_fraction`` > 0, that share is drawn from the positive rows (cycling through them,
-    reshuffled, as often as needed) and the rest from the negative rows, without repeats while they last, so a
-    rare label is seen often enough in a short run.
-
-    With ``strata`` (one level stratum per row, ``ichlib.baselines.levels``), the negatives are drawn with the
-    positives' distribution over the strata: as many negatives from each tenth of the series as that tenth's
-    share of the positives asks for. The level then no longer tells a positive from a negative in training, so
-    a model can only lower its loss by looking at the slice. A stratum with positives and no negative gives its
-    share to the negatives at large. (Without ``positive_fraction``, positives keep their natural share.)
-    """
-    rows = np.asarray(rows)
-    size = len(rows) if not size else int(size)
-
-    def draw(pool: np.ndarray, n: int) -> np.ndarray:
-        if n <= 0:
-            return pool[:0]
-        cycles = -(-n // len(pool))
-        return np.concatenate([rng.permutation(pool) for _ in range(cycles)])[:n]
-
-    pos, neg = rows[positive], rows[~positive]
-    if len(pos) == 0 or len(neg) == 0 or (positive_fraction <= 0 and strata is None):
-        return draw(rows, size)
-    share = positive_fraction if positive_fraction > 0 else len(pos) / len(rows)
-    n_pos = min(max(1, int(round(share * size))), size - 1)
-    if strata is None:
-        negatives = draw(neg, size - n_pos)
-    else:
-        negatives = level_matched(neg, np.asarray(strata)[~positive], np.asarray(strata)[positive], size - n_pos,
-                                  draw)
-    return rng.permutation(np.concatenate([draw(pos, n_pos), negatives]))
-
-
-def level_matched(neg: np.ndarray, neg_strata: np.ndarray, pos_strata: np.ndarray, n: int, draw) -> np.ndarray:
-    """``n`` negative rows drawn so their strata follow the positives' (largest remainders round the counts)."""
-    kinds, counts = np.unique(pos_strata, return_counts=True)
-    want = counts / counts.sum() * n
-    take = np.floor(want).astype(int)
-    take[np.argsort(take - want)[:n - take.sum()]] += 1  # the largest remainders get the rounding
-    parts, left = [], 0
-    for kind, k in zip(kinds, take):
-        pool = neg[neg_strata == kind]
-        if len(pool):
-            parts.append(draw(pool, k))
-        else:
-            left += k
-    parts.append(draw(neg, left))
-    return np.concatenate(parts)
-
-
-def _dataset_class():
-    import keras
-
-    class CacheBatches(keras.utils.PyDataset):
-        """Batches of cached images and labels; reshuffled each epoch from the seed; read ahead by a thread."""
-
-        def __init__(self, images, labels, rows, batch_size, shuffle, seed, positive_fraction=0.0, epoch_size=0,
-                     strata=None, **kwargs):
-            super().__init__(**kwargs)
-            self.strata = None if strata is None else np.asarray(strata)[np.asarray(rows)]  # per cache row given
-            self.images, self.labels, self.rows = images, labels, np.asarray(rows)
-            self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
-            self.positive_fraction = positive_fraction
-            self.epoch_size = (epoch_size or len(self.rows)) if shuffle else len(self.rows)
-            self._order = self._make_order()
-
-        def _make_order(self):
-            if not self.shuffle:
-                return self.rows
-            return epoch_order(self.rows, self.labels[self.rows, ANY] > 0, self.positive_fraction,
-                               np.random.default_rng([self.seed, self.epoch]), self.epoch_size, self.strata)
-
-        def __len__(self):
-            return int(np.ceil(self.epoch_size / self.batch_size))
-
-        def __getitem__(self, i):
-            rows = np.sort(self._order[i * self.batch_size:(i + 1) * self.batch_size])  # sorted: memmap reads in order
-            return self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self._order = self._make_order()
-
-    return CacheBatches
-
-
 def learning_rate(spec: RunSpec, total_steps: int):
     """The optimiser's learning rate: the spec's constant, or a warm-up and cosine decay over ``total_steps``.
 
@@ -210,82 +38,6 @@ def learning_rate(spec: RunSpec, total_steps: int):
     warmup = max(1, total_steps // 20)
     return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=max(1, total_steps - warmup), alpha=0.0,
                                                   warmup_target=spec.learning_rate, warmup_steps=warmup)
-
-
-def accelerators() -> list:
-    """The GPUs the Keras backend sees (TensorFlow's physical devices, or JAX's), empty on a CPU machine."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.config.list_physical_devices("GPU")
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return [d for d in jax.devices() if d.platform == "gpu"]
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return []
-
-
-@contextlib.contextmanager
-def distribution_scope(devices: list[str] | None = None):
-    """Build and compile a model inside this so that training uses every device, by the backend's own means.
-
-    TensorFlow: a ``tf.distribute.MirroredStrategy`` scope over ``devices`` (default: every GPU) when there are
-    two or more; JAX: ``keras.distribution.DataParallel`` over them, set for the duration; one device or none,
-    or torch (Keras has no data-parallel distribution for it): no change. Keras' ``fit`` then splits each batch
-    across the replicas, so the batch size is the global one.
-    """
-    import keras
-
-    if devices is None:
-        devices = [getattr(d, "name", str(d)).replace("/physical_device:", "/") for d in accelerators()]
-    if len(devices) < 2 or keras.backend.backend() == "torch":  # Keras offers torch no data parallelism: one GPU
-        yield None
-    elif keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        strategy = tf.distribute.MirroredStrategy(devices)
-        with strategy.scope():
-            yield strategy
-    else:
-        previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-        try:
-            yield keras.distribution.distribution()
-        finally:
-            keras.distribution.set_distribution(previous)
-
-
-def set_determinism(seed: int) -> None:
-    """One seed for Python, NumPy and the backend; deterministic kernels where TensorFlow offers them."""
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        keras.utils.set_random_seed(seed)
-        tf.config.experimental.enable_op_determinism()
-        return
-    try:  # what keras.utils.set_random_seed does, less importing TensorFlow (seconds, and its log lines)
-        from keras.src.backend.common import global_state
-        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
-    except ImportError:  # another Keras layout: the public call, TensorFlow and all
-        keras.utils.set_random_seed(seed)
-    else:
-        global_state.set_global_attribute("global_random_seed", seed)
-        global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)  # recreated from the seed
-        random.seed(seed)
-        np.random.seed(seed)
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)  # CPU kernels are; this guards the GPU ones
 
 
 def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLike, verbose: int = 0,
@@ -370,7 +122,7 @@ def split_batches(spec: RunSpec, cache, split: pd.Series, strata: pd.Series | No
     for name, r in rows.items():
         if len(r) == 0:
             raise ValueError(f"the {name} split is empty for this cache")
-    Batches = _dataset_class()
+    Batches = batches_class()
     batches = {name: Batches(cache.images, cache.labels, r, spec.batch_size if name == "train" else INFERENCE_BATCH,
                              name == "train", spec.seed,
                              positive_fraction=spec.positive_fraction if name == "train" else 0.0,
@@ -418,10 +170,11 @@ def fit(spec: RunSpec, model, cache, rows: dict, batches: dict, out: Path, verbo
         prior = (table, row_strata[rows["val"]], row_strata[rows["val"][sample]])
     history = out / "history.csv"
     best_so_far = pd.read_csv(history)["val_loss"].min() if history.exists() else np.inf
-    monitor = run_monitor(out, batches["val"], [cache.ids[i] for i in rows["val"]], val_truth,
-                          (cache.images[rows["val"][sample]].astype(np.float32), val_truth[sample, ANY]),
-                          spec.loss_weights, len(batches["train"]), spec.batch_size, batches["train"].epoch_size,
-                          best_so_far, prior)
+    monitor = run_monitor(out, batches=batches["val"], ids=[cache.ids[i] for i in rows["val"]], truth=val_truth,
+                          sample=(cache.images[rows["val"][sample]].astype(np.float32), val_truth[sample, ANY]),
+                          loss_weights=spec.loss_weights, steps_per_epoch=len(batches["train"]),
+                          batch_size=spec.batch_size, epoch_images=batches["train"].epoch_size,
+                          best_so_far=best_so_far, prior=prior)
     checkpoint = keras.callbacks.ModelCheckpoint(  # a resumed run keeps the best epoch it had
         str(out / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True,
         initial_value_threshold=best_so_far if np.isfinite(best_so_far) else None)

@@ -29,6 +29,22 @@ def test_the_shipped_slice_is_found_described_and_read_out(app_data, tmp_path):
         np.testing.assert_array_equal(read_hu(paths["693_J2KR.dcm"]), plain)  # lossless is lossless
 
 
-def test_the_model_shown_is_chosen_on_validation(app_data):
-    runs = service.available_runs(app_data["root"] / "runs")
-    assert real_ct.best_by_validation(runs) in set(runs["folder"])
+def test_the_model_shown_is_chosen_on_validation_never_on_test(tmp_path):
+    """Two runs: the first better on validation, the second on test; the validation one is shown."""
+    import pandas as pd
+
+    from ichlib import runs as run_folders
+
+    truth = np.zeros((40, 6))
+    truth[:20, 0] = 1
+    ids = [f"ID_{k:03d}" for k in range(40)]
+    ranked, reversed_ = np.linspace(1, 0, 40), np.linspace(0, 1, 40)  # a perfect ranking and its opposite
+    folders = []
+    for name, val, test in (("good-on-val", ranked, reversed_), ("good-on-test", reversed_, ranked)):
+        folder = tmp_path / name
+        folder.mkdir()
+        for split, scores in (("val", val), ("test", test)):
+            run_folders.write_predictions(folder, split, ids, truth, np.repeat(scores[:, None], 6, axis=1))
+        folders.append(str(folder))
+    for order in (folders, folders[::-1]):  # whichever comes first
+        assert real_ct.best_by_validation(pd.DataFrame({"folder": order})) == folders[0]

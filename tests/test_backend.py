@@ -54,7 +54,8 @@ assert keras.backend.backend() == "tensorflow", keras.backend.backend()
 from tests.test_train import toy_cache
 from ichlib.gradcam import gradcam
 from ichlib.runs import RunSpec, load_model, load_predictions
-from ichlib.train import split_by_patient, train_model
+from ichlib.split import split_by_patient
+from ichlib.train import train_model
 out = sys.argv[1]
 cache, index = toy_cache()
 split = split_by_patient(index, seed=0, fractions=(0.6, 0.2, 0.2))

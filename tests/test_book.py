@@ -124,6 +124,10 @@ def test_only_runs_one_chapter_and_checks_before_running(mini_book):
                   log=lambda *a: None)
     assert set(timings) == {"01_ok"}
     assert "| 01_ok | tiny |" in (mini_book / "book" / "generated" / "timings.md").read_text()
+    # the page shows the parameters once: the values used (papermill's cell), not the defaults above them too
+    cells = nbformat.read(mini_book / "book" / "chapters" / "01_ok.ipynb", as_version=4).cells
+    shown = [c for c in cells if "remove-cell" not in c.metadata.get("tags", []) and "rate =" in c.source]
+    assert len(shown) == 1 and "injected-parameters" in shown[0].metadata["tags"] and "rate = 2.0" in shown[0].source
 
 
 def test_a_chapter_runs_quietly_its_kernel_over_local_sockets(mini_book, capfd):
@@ -202,6 +206,7 @@ def book_copy(target: Path) -> Path:
     for name in ("_config.yml", "_toc.yml", "profiles.yml"):
         shutil.copy2(ROOT / name, target / name)
     shutil.copytree(ROOT / "notebooks", target / "notebooks")
+    shutil.copytree(ROOT / "_static", target / "_static")
     shutil.copytree(ROOT / "book", target / "book", ignore=shutil.ignore_patterns("chapters", "generated"))
     return target
 
@@ -250,7 +255,7 @@ def test_whole_book_on_the_smoke_profile_builds_without_warnings(smoke_book):
 @pytest.mark.slow
 def test_the_built_smoke_book_reads_like_a_paper_in_chromium(smoke_book):
     """On the smoke book, at 1,300 px: the abstract's values are there, every figure of chapters 1-7 has a
-    number and a caption, and no table of chapters 3, 4 and 6 scrolls sideways."""
+    number and a caption, no table of chapters 3, 4 and 6 and no code cell of chapters 1-7 scrolls sideways."""
     from ichlib import reading
     from ichlib.app import browser
 

@@ -54,3 +54,19 @@ def test_no_file_points_outside_the_repository():
             if pattern in text or ("shared" + "/design") in text or ("shared" + "/paper") in text:
                 pointing.append(name)
     assert not pointing, f"these point outside the repository: {pointing}"
+
+
+def test_scoring_and_the_history_name_the_labels_without_the_dicom_reader():
+    """``ichlib.labels`` stands alone: importing the metrics or the app's history does not load pydicom."""
+    import subprocess
+    import sys
+
+    code = "import sys, ichlib.metrics, ichlib.app.history; print('pydicom' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_air_is_one_number():
+    from ichlib import preprocess, rsna
+
+    assert rsna.AIR_HU == preprocess.AIR_HU == -1000.0

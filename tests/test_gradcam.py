@@ -120,3 +120,24 @@ def test_a_model_without_block_names_or_large_maps_still_gets_a_layer():
     model = region_model()  # no block names: the last map of 8 cells or more
     assert default_layer(model) == "masked"
     assert default_layer(model, min_cells=64) == "conv"  # none that large: the largest map
+
+
+def test_the_explainer_keeps_its_state_not_the_model():
+    """GradCAM holds its compiled functions; gradcam() keeps them per model without patching the model, and lets
+    them go with it."""
+    import gc
+    import weakref
+
+    from ichlib import gradcam as module
+
+    model = region_model()
+    image = np.random.default_rng(1).uniform(0, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    explain = module.GradCAM(model)
+    np.testing.assert_allclose(explain(image, "any", layer="conv"), gradcam(model, image, "any", layer="conv"),
+                               atol=1e-6)
+    assert not any("gradcam" in name for name in vars(model))  # nothing patched onto the model
+    assert list(module._COMPILED[model]) == ["conv"] and list(explain._compiled) == ["conv"]
+    alive = weakref.ref(model)
+    del model, explain
+    gc.collect()
+    assert alive() is None  # the kept functions held the model's layers, never the model: it could go

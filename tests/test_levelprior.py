@@ -28,7 +28,7 @@ def test_a_model_that_knows_only_the_sampled_rates_gets_the_true_rates_back():
     labels, strata = cohort()
     table = levelprior.correction(labels, strata, 0.5, seed=0)
     drawn_rates = levelprior.rates(labels, strata)  # what the sampler's long draw is compared against
-    from ichlib.train import epoch_order
+    from ichlib.batches import epoch_order
 
     drawn = epoch_order(np.arange(2000), labels[:, 0] > 0, 0.5, np.random.default_rng(1), 100_000, strata)
     sampled = levelprior.rates(labels[drawn], strata[drawn])

@@ -1,6 +1,6 @@
 """ichlib.machine: the CPU in words, with the flags and caps that decide its speed."""
 
-from ichlib.machine import cpu_facts, describe
+from ichlib.machine import cpu_facts, machine_line
 
 CPUINFO = """processor\t: 0
 model name\t: AMD EPYC 7B13
@@ -24,11 +24,11 @@ def test_description_names_cores_flags_and_caps(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     facts = {**cpu_facts(CPUINFO), "cores": 2, "machine": "x86_64"}
-    assert describe(facts) == "2-core AMD EPYC 7B13 (x86_64; AVX2, FMA, AVX512F; capped at AVX2)"
-    assert "no AVX2" in describe({"cores": 2, "machine": "arm64", "cpu": "Graviton", "flags": []})
+    assert machine_line(facts) == "2-core AMD EPYC 7B13 (x86_64; AVX2, FMA, AVX512F; capped at AVX2)"
+    assert "no AVX2" in machine_line({"cores": 2, "machine": "arm64", "cpu": "Graviton", "flags": []})
 
 
 def test_a_cpuinfo_without_a_model_name_falls_back_to_the_architecture():
     facts = {**cpu_facts("processor\t: 0\nFeatures\t: fp asimd\n"), "cores": 2, "machine": "aarch64"}
-    assert "cpu" not in facts and describe(facts) == "2-core aarch64 (aarch64; no AVX2)"
-    assert describe({**cpu_facts(""), "cores": 2, "machine": "x86_64"}).startswith("2-core x86_64")
+    assert "cpu" not in facts and machine_line(facts) == "2-core aarch64 (aarch64; no AVX2)"
+    assert machine_line({**cpu_facts(""), "cores": 2, "machine": "x86_64"}).startswith("2-core x86_64")

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from ichlib.book import notebook_parameters
-from ichlib.runs import SETTINGS
+from ichlib.runs import RUN_SETTINGS
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -35,8 +35,8 @@ def test_notebook_conventions(path):
         assert "!" not in cell.source.split("\n")[0][:1], f"{path.name}: never shell out from a notebook"
 
 
-# the data, the plan, and every run setting (ichlib.runs.SETTINGS: what settings_in passes on to the runs)
-TRAINING = ("data_dir", "studies", "matrix", "workers", "archs", "preprocessings", "variants", *SETTINGS)
+# the data, the plan, and every run setting (ichlib.runs.RUN_SETTINGS: what settings_in passes on to the runs)
+TRAINING = ("data_dir", "studies", "matrix", "workers", "archs", "preprocessings", "variants", *RUN_SETTINGS)
 
 
 def test_chapters_that_read_the_trained_runs_declare_the_same_training_parameters():

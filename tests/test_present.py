@@ -75,7 +75,7 @@ def test_beside_paper_puts_the_papers_row_under_ours():
 def test_headline_puts_the_interval_beside_the_auc():
     labels = pd.DataFrame({"accuracy": [0.9], "AUC": [0.8654], "AUC 95% low": [0.837], "AUC 95% high": [0.898],
                            "positives": [369.0]}, index=["any"])
-    out = present.headline(labels)
+    out = present.headline_table(labels)
     assert list(out.columns) == ["AUC (95 % CI)", "accuracy", "positives"]
     assert out.at["any", "AUC (95 % CI)"] == "0.87 (0.84–0.90)" and out.at["any", "positives"] == 369
 
@@ -115,3 +115,11 @@ def test_columns_can_be_rounded_apart():
     frame = pd.DataFrame({"train s": [58.1], "AUC subdural": [0.8734]}, index=["densenet121-adjacent-baseline"])
     md = present.table(frame, "tbl-r", "Runs.", digits=3, column_digits={"train s": 1, "AUC subdural": 2})._repr_markdown_()
     assert "| D121·adj·base | 58.1 | 0.87 |" in md
+
+
+def test_a_method_is_shown_from_its_own_code():
+    from ichlib import gradcam
+
+    shown = present.source(gradcam._score, gradcam._cam).data
+    assert shown.startswith("```python\ndef _score(") and shown.rstrip().endswith("```")
+    assert "ops.mean(g, axis=(1, 2)" in shown and "ops.relu(" in shown  # the weights and the positive part

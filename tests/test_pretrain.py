@@ -13,7 +13,7 @@ from tests.test_train import toy_cache
 @pytest.fixture
 def toy_source(tmp_path, monkeypatch):
     from ichlib import store
-    from ichlib.train import split_by_patient
+    from ichlib.split import split_by_patient
 
     monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path))
     cache, index = toy_cache()

@@ -21,7 +21,7 @@ def test_rank_correlation_is_one_for_a_monotone_copy_and_undefined_for_a_blank_m
 @pytest.fixture(scope="module")
 def spec_and_model():
     pytest.importorskip("keras")
-    from ichlib.train import set_determinism
+    from ichlib.devices import set_determinism
 
     spec = RunSpec("resnet50", image_size=32, bn_momentum=0.9)
     set_determinism(1)
@@ -29,7 +29,7 @@ def spec_and_model():
 
 
 def test_randomised_keeps_the_bottom_and_reinitialises_the_top(spec_and_model):
-    from ichlib.train import set_determinism
+    from ichlib.devices import set_determinism
 
     spec, trained = spec_and_model
     layers = sanity.weighted_layers(trained)

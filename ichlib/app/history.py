@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..rsna import LABELS
+from ..labels import LABELS
 
 COLUMNS = ("id", "created", "study", "patient", "slices", "models", "seconds",
            *(f"p({label})" for label in LABELS), *(f"flagged {label}" for label in LABELS))

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..rsna import LABELS, read_hu
+from ..labels import LABELS
+from ..rsna import read_hu
 from . import service
 
 FILES = {"693_J2KI.dcm": "pydicom", "693_UNCR.dcm": "pydicom-data", "693_J2KR.dcm": "pydicom-data"}

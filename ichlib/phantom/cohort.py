@@ -26,7 +26,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..parallel import process_pool
-from ..rsna import LABELS, SUBTYPES
+from ..labels import LABELS, SUBTYPES
 from .anatomy import AIR, Head, render
 from .dicom import ENCODINGS, SliceInfo, write_slice
 from .geometry import F32, Frame, ellipsoid
