@@ -31,6 +31,11 @@ from .labels import LABELS
 from .rsna import DicomError, read_hu
 
 MODES = ("three_window", "adjacent")
+
+
+def windows_for(mode: str, windows: tuple) -> tuple:
+    """The windows an input uses: all three for ``three_window``, the first (brain) for ``adjacent``."""
+    return tuple(windows) if mode == "three_window" else tuple(windows)[:1]
 # The channel that shows the slice itself in the brain window: the first window, or the middle of three slices.
 BRAIN_CHANNEL = {"three_window": 0, "adjacent": 1}
 

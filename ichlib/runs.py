@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import MODES
+from .cache import MODES, windows_for
 from .labels import LABELS
 
 PREDICTIONS = "predictions_{split}.csv"
@@ -120,11 +120,6 @@ def settings_in(namespace: dict) -> dict:
     """The run settings (every ``RunSpec`` field but the three the plan varies) found in ``namespace``: a chapter
     passes its parameters (``globals()``), so the list of settings is written once, here."""
     return {name: namespace[name] for name in RUN_SETTINGS if name in namespace}
-
-
-def windows_for(preprocessing: str, windows: tuple) -> tuple:
-    """The windows an input uses: all three for ``three_window``, the first (brain) for ``adjacent``."""
-    return tuple(windows) if preprocessing == "three_window" else tuple(windows)[:1]
 
 
 def run_dir(src, spec: RunSpec) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cache import Cache, build_cache, load_cache
+from .cache import Cache, build_cache, load_cache, windows_for
 from .phantom import make_cohort
 from .preprocess import PAPER_WINDOWS
 from .rsna import index_dicoms, read_labels
@@ -161,7 +161,5 @@ def cache(src: Source, mode: str = "three_window", size: int = 128, windows: tup
 def run_cache(src: Source, spec, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
               progress: bool = False) -> Cache:
     """The cache a training run reads: its preprocessing at its size, with its windows and crop."""
-    from .runs import windows_for
-
     return cache(src, spec.preprocessing, spec.image_size, windows_for(spec.preprocessing, windows), workers=workers,
                  progress=progress, crop=spec.crop)

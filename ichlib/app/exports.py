@@ -118,8 +118,9 @@ def _source(path: str | Path):
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
             if keyword in ds:
                 setattr(ds, keyword, valid_uid(ds.get(keyword)))
-        if "file_meta" in ds and "MediaStorageSOPInstanceUID" in ds.file_meta:
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None and "MediaStorageSOPInstanceUID" in meta:
+            meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     for keyword in ("PatientName", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
                     "AccessionNumber", "ReferringPhysicianName"):  # type 2 in the study the exports join
         if keyword not in ds:
