@@ -231,3 +231,13 @@ def source(*functions):
 
     code = "\n\n".join(inspect.getsource(f).rstrip() for f in functions)
     return Markdown(f"```python\n{code}\n```")
+
+
+def interval_column(frame: pd.DataFrame, value: str, low: str, high: str) -> pd.DataFrame:
+    """``frame`` with the three columns ``value``, ``low`` and ``high`` shown as one, "value (95 % CI)", where
+    ``value`` stood: one column instead of three keeps a table inside the page's column."""
+    out = frame.drop(columns=[low, high])
+    at = list(out.columns).index(value)
+    merged = [with_interval(v, lo, hi, prefix="") for v, lo, hi in zip(frame[value], frame[low], frame[high])]
+    out.insert(at, f"{value} (95 % CI)", merged)
+    return out.drop(columns=[value])

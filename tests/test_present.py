@@ -123,3 +123,11 @@ def test_a_method_is_shown_from_its_own_code():
     shown = present.source(gradcam._score, gradcam._cam).data
     assert shown.startswith("```python\ndef _score(") and shown.rstrip().endswith("```")
     assert "ops.mean(g, axis=(1, 2)" in shown and "ops.relu(" in shown  # the weights and the positive part
+
+
+def test_an_interval_is_one_column_where_its_value_stood():
+    frame = pd.DataFrame({"n": [200], "pointing game": [0.25], "pointing game low": [0.19], "pointing game high": [0.31],
+                          "energy": [0.1]}, index=["D121"])
+    out = present.interval_column(frame, "pointing game", "pointing game low", "pointing game high")
+    assert list(out.columns) == ["n", "pointing game (95 % CI)", "energy"]
+    assert out.at["D121", "pointing game (95 % CI)"] == present.with_interval(0.25, 0.19, 0.31, prefix="")
