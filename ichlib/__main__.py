@@ -44,7 +44,7 @@ def _book(args: argparse.Namespace) -> int:
         if profile is None:
             from .book import last_profile
 
-            last = last_profile() if args.only else None
+            last = last_profile()  # after `make book PROFILE=smoke`, a re-run with new values stays on smoke
             profile = last or "cpu"
             print(f"profile: {profile} ({'the last build' + chr(39) + 's' if last else 'the default'}; "
                   "--profile to choose)")
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     book = sub.add_parser("book", help="execute the chapters with papermill and build the book")
     book.add_argument("--profile", default=None,
-                      help="smoke, cpu or gpu (profiles.yml); default cpu, or with --only the last build's")
+                      help="smoke, cpu or gpu (profiles.yml); default: the last build's, or cpu before any build")
     book.add_argument("--only", action="append", metavar="CHAPTER",
                       help="run this chapter alone (repeatable); others keep their last executed copy")
     book.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), help="override one parameter")

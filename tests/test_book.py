@@ -308,6 +308,11 @@ def test_only_reruns_a_chapter_of_the_last_build_and_says_which_profile(tmp_path
                              "96"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert "profile: smoke (the last build's" in result.stdout
     assert result.returncode == 2 and "imge_size" in result.stderr  # checked before anything runs
+    # `--params FILE` without --only (the README's next line) stays on the last build's profile too
+    (tmp_path / "settings.yaml").write_text("imge_size: 96\n")
+    result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--params", str(tmp_path / "settings.yaml")],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert "profile: smoke (the last build's" in result.stdout and result.returncode == 2
     (tmp_path / "book" / "timings.json").write_text("{broken")
     assert last_profile() is None
 
