@@ -11,6 +11,7 @@ from scipy.ndimage import binary_dilation, binary_erosion
 from .cache import BRAIN_CHANNEL, head_or_whole
 from .paper import TABLE1_IMAGES
 from .phantom import read_mask
+from .density import BRIGHT
 from .preprocess import PRESETS, crop_to, window
 from .labels import LABELS, SUBTYPES
 from .rsna import read_hu
@@ -218,7 +219,7 @@ def worst_false_positives(index: pd.DataFrame, ids, y_any, p_any, n: int = 6) ->
             hu = read_hu(index.at[image_id, "path"])
         except (OSError, ValueError):  # DicomError is a ValueError: a bad file is skipped, not fatal
             continue
-        items.append({"subtype": f"p(any) {p:.2f}", "id": image_id, "hu": hu, "mask": (hu >= 50) & (hu < 100)})
+        items.append({"subtype": f"p(any) {p:.2f}", "id": image_id, "hu": hu, "mask": (hu >= BRIGHT[0]) & (hu < BRIGHT[1])})
         if len(items) == n:
             break
     return items

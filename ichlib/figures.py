@@ -189,8 +189,11 @@ def roc_figure(panels: dict[str, dict[str, tuple]], suptitle: str = "") -> plt.F
     return fig
 
 
+OVERLAY_ALPHA = 0.45  # a heatmap's opacity over a slice: the book's figures, the app's default, its DICOM capture
+
+
 def overlay(ax, image: np.ndarray, heatmap: np.ndarray, mask: np.ndarray | None = None, title: str = "",
-            colorbar: bool = True, alpha: float = 0.45) -> None:
+            colorbar: bool = True, alpha: float = OVERLAY_ALPHA) -> None:
     """A Grad-CAM heatmap (0-1) over a windowed slice (uint8 or 0-1), the true mask outlined, a colour bar."""
     ax.imshow(image, cmap="gray")
     shown = ax.imshow(heatmap, cmap="jet", alpha=alpha, vmin=0, vmax=1,

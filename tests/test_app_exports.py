@@ -142,3 +142,18 @@ def test_the_findings_table_puts_the_page_beside_the_file(series):
     assert (table["app probability"] == table["SR probability"]).all()
     assert list(table["app decision"].map({"positive": "Present", "negative": "Absent"})) == list(table["SR evaluation"])
     assert table.at["epidural", "app decision"] == "positive" and table.at["subdural", "app decision"] == "negative"
+
+
+def test_a_single_anonymous_slice_with_an_odd_name_still_exports(tmp_path):
+    """One slice, no PatientID, RSNA-style identifiers and a hostile file name: the SR and the capture are made
+    and read back, the empty patient kept empty."""
+    stored = np.full((64, 64), 1024 + 30, np.uint16)
+    path = write_dicom(tmp_path / "x.dcm", stored, PatientID=None, image_id="ID_odd")
+    series = service.receive([("**x** [y](https://e.x)\u202e.dcm", path.read_bytes())], tmp_path / "uploads")
+    report = a_report(series, probs=np.full((1, 6), 0.9))
+    found = exports.read_back(exports.dicom_bytes(exports.structured_report(series, report)))
+    assert found["patient"] == "" and found["study"].startswith("2.25.") and len(found["findings"]) == 6
+    capture = exports.read_back(exports.dicom_bytes(exports.secondary_capture(
+        series, 0, exports.burned_overlay(np.zeros((64, 64)), np.ones((64, 64)), 1.0))))
+    assert capture["study"] == found["study"] and capture["rows_columns"] == (64, 64)
+    service.discard(series)

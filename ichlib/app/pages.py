@@ -146,7 +146,7 @@ def analysis_page() -> None:
     win = st.selectbox("Window", list(PRESETS), index=list(PRESETS).index("brain"), key="window")
     label = st.selectbox("Grad-CAM label", list(LABELS), key="label")
     show_cam = st.checkbox("Grad-CAM overlay", value=True, key="cam")
-    opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="opacity", disabled=not show_cam)
+    opacity = st.slider("Overlay opacity", 0.0, 1.0, figures.OVERLAY_ALPHA, 0.05, key="opacity", disabled=not show_cam)
     hu = read_hu(series.slices["path"].iloc[position])
     fig, ax = plt.subplots(figsize=(5, 5))
     image = window(hu, PRESETS[win].center, PRESETS[win].width)
@@ -175,7 +175,10 @@ def _downloads(series, report, folders, position, image, heat, opacity) -> None:
     columns[1].download_button("Report (JSON)", exports.report_json(report, service.trained_on(folders)),
                                f"{name}.json", "application/json", key="download_json")
     try:
-        sr = exports.dicom_bytes(exports.structured_report(series, report))
+        key = f"sr-{id(report)}"  # the SR reads every slice's header: once per report, not at every slider move
+        if key not in st.session_state:
+            st.session_state[key] = exports.dicom_bytes(exports.structured_report(series, report))
+        sr = st.session_state[key]
         columns[2].download_button("Findings (DICOM SR)", sr, f"{name}-sr.dcm", "application/dicom",
                                    key="download_sr")
         if heat is not None:
