@@ -11,7 +11,7 @@
                                    # the levers on the book's own cohort, split and runs (kept under data/runs)
 
 With ``--profile``, each lever is a set of ``KEY=VALUE`` changes to that profile's run settings (an empty string
-is the profile as it is); every run is trained as the book trains it (``ichlib.train.train_runs``: the book's
+is the profile as it is); every run is trained as the book trains it (``ichlib.plan.train_runs``: the book's
 cohort, split and caches; finished runs and backbones are kept, so the book reuses what the sweep trained). One
 JSON line per lever: validation `any` AUC, plain and level-matched (each positive against the negatives of its
 own tenth of the series), test beside it, training seconds with the backbone's share, and the lever itself.
@@ -156,18 +156,18 @@ def book_sweep(args) -> None:
 
     configure()
     from ichlib import store
-    from ichlib.baselines import levels
+    from ichlib.level import slice_levels
     from ichlib.book import load_profiles, project_root
     from ichlib.metrics import auc_or_nan, matched_auc
     from ichlib.pretrain import summaries
     from ichlib.runs import RunSpec, load_predictions
-    from ichlib.train import train_runs
+    from ichlib.plan import train_runs
 
     profile = load_profiles(project_root() / "profiles.yml")[args.profile]
     arch, preprocessing, variant = args.run.split("-")
     src = store.source(profile["data_dir"], profile["studies"], profile["seed"], profile["matrix"],
                        workers=args.workers, progress=False)
-    strata = levels(store.index(src, progress=False)[0])["stratum"]
+    strata = slice_levels(store.index(src, progress=False)[0])["stratum"]
     with open(args.out, "a") as out:
         for lever in args.levers:
             spec = RunSpec(arch, preprocessing, variant, **lever_settings(profile, lever))

@@ -7,7 +7,7 @@ of the skull, the ventricles) without learning what blood looks like: a *shortcu
 how much of a model's AUC the level alone would give, and ``ichlib.metrics.matched_aucs`` scores each model with
 the level held fixed. Neither needs masks, so both run on real data as on the phantom.
 
-    levels(index)               each slice's relative position, series length and stratum (a tenth of its series)
+    ichlib.level.slice_levels   each slice's relative position, series length and stratum (a tenth of its series)
     level_only(src, index, ...) the baseline's folder (fit once, then kept): predictions_val / predictions_test
     pixels(src, index, ...)     the pixel baselines: density counts (``ichlib.density``), without and with the level
 
@@ -28,31 +28,11 @@ import pandas as pd
 
 from .metrics import auc_or_nan
 from .labels import LABELS
+from .level import BINS, slice_levels
 from .runs import load_predictions, write_predictions
 
-LEVEL_BINS = 10  # strata of the level-matched AUC: tenths of the series
 LEVEL_FEATURES = {"level": ["level"], "level and series length": ["level", "slices"]}
 LEVEL_ONLY = "level only"  # the baseline's name in every table
-
-
-def levels(index: pd.DataFrame, bins: int = LEVEL_BINS) -> pd.DataFrame:
-    """Per image: ``level`` (the slice's place in its series, (rank + 0.5) / slices, in (0, 1): 0 the lowest z),
-    ``slices`` (the series' length) and ``stratum`` (which of ``bins`` equal parts of the series it falls in).
-
-    ``index``: ``ichlib.rsna.index_dicoms`` output (``series`` and ``rank`` per image ID). Only the headers
-    are read: no pixel, no label, no mask.
-    """
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
-    slices = index.groupby("series")["rank"].transform("size").astype(int)
-    level = (index["rank"].to_numpy() + 0.5) / slices.to_numpy()
-    stratum = stratum_of(level, bins)
-    return pd.DataFrame({"level": level, "slices": slices.to_numpy(), "stratum": stratum}, index=index.index)
-
-
-def stratum_of(level: np.ndarray, bins: int = LEVEL_BINS) -> np.ndarray:
-    """Which of ``bins`` equal parts of its series a level in (0, 1) falls in (0: the lowest)."""
-    return np.minimum((np.asarray(level) * bins).astype(int), bins - 1)
 
 
 class Constant:
@@ -141,7 +121,7 @@ def level_only(src, index: pd.DataFrame, labels: pd.DataFrame, split: pd.Series,
     """The level-only baseline of a source and split: fit on the training slices (position in the series, and
     the series' length where that helps on validation), kept under ``data/baselines/`` and returned as the
     folder of its saved predictions (``ichlib.runs.load_predictions`` reads them)."""
-    return fitted(src, LEVEL_ONLY, lambda: levels(index.loc[split.index]), LEVEL_FEATURES, labels, split, seed)
+    return fitted(src, LEVEL_ONLY, lambda: slice_levels(index.loc[split.index]), LEVEL_FEATURES, labels, split, seed)
 
 
 def fitted(src, name: str, features, candidates: dict[str, list], labels: pd.DataFrame, split: pd.Series,
@@ -176,7 +156,7 @@ def pixel_features(src, index: pd.DataFrame, workers: int | None = None) -> pd.D
         tmp = path.with_name(path.name + ".part")
         table.rename_axis("ID").to_csv(tmp)
         os.replace(tmp, path)
-    return table.reindex(index.index).join(levels(index))
+    return table.reindex(index.index).join(slice_levels(index))
 
 
 def pixels(src, index: pd.DataFrame, labels: pd.DataFrame, split: pd.Series, seed: int = 0,
@@ -204,12 +184,12 @@ def aligned(folder: str | os.PathLike, split: str, ids) -> np.ndarray:
     return frame.to_numpy()
 
 
-def level_rates(index: pd.DataFrame, labels: pd.DataFrame, ids, bins: int = LEVEL_BINS) -> pd.DataFrame:
+def level_rates(index: pd.DataFrame, labels: pd.DataFrame, ids, bins: int = BINS) -> pd.DataFrame:
     """Share of slices positive for each label in each stratum (a tenth of the series by default) among ``ids``
     (the training split, say): rows strata 0 (lowest) to ``bins`` - 1, columns the six labels and "slices".
     Where these shares differ, the level alone predicts the label."""
     ids = list(ids)
-    strata = levels(index.loc[ids], bins)["stratum"]
+    strata = slice_levels(index.loc[ids], bins)["stratum"]
     truth = labels.reindex(ids).fillna(0)[list(LABELS)]
     table = truth.groupby(strata.to_numpy()).mean()
     table["slices"] = strata.value_counts().sort_index().to_numpy()

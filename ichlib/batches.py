@@ -22,7 +22,7 @@ def epoch_order(rows: np.ndarray, positive: np.ndarray, positive_fraction: float
     reshuffled, as often as needed) and the rest from the negative rows, without repeats while they last, so a
     rare label is seen often enough in a short run.
 
-    With ``strata`` (one level stratum per row, ``ichlib.baselines.levels``), the negatives are drawn with the
+    With ``strata`` (one level stratum per row, ``ichlib.level.slice_levels``), the negatives are drawn with the
     positives' distribution over the strata: as many negatives from each tenth of the series as that tenth's
     share of the positives asks for. The level then no longer tells a positive from a negative in training, so
     a model can only lower its loss by looking at the slice. A stratum with positives and no negative gives its

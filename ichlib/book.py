@@ -257,18 +257,51 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
     return seconds
 
 
+def literal_assignments(source: str) -> dict:
+    """``name = literal`` lines of a parameters cell as {name: value} (what is not a literal is left out)."""
+    import ast
+
+    values = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+    return values
+
+
+def parameters_note(defaults: str, used: str) -> str:
+    """This build's parameters in a few lines of Markdown: only those whose value differs from the chapter's
+    defaults (the parameters cell shown above the note), each with its default beside it."""
+    before, after = literal_assignments(defaults), literal_assignments(used)
+    changed = [(name, value) for name, value in after.items() if before.get(name, object()) != value]
+    if not changed:
+        return "**This build's parameters:** the chapter's defaults, as above."
+    rows = [f"| `{name}` | `{value!r}` | {f'`{before[name]!r}`' if name in before else '(new)'} |"
+            for name, value in changed]
+    return "\n".join(["**This build's parameters** (only those that differ from the defaults above):", "",
+                      "| parameter | this build | default |", "| --- | --- | --- |", *rows])
+
+
 def one_parameters_cell(path: Path) -> None:
-    """The page shows the parameters once: papermill's injected cell (the values this build used) stays, the
-    notebook's defaults cell above it is tagged ``remove-cell`` (Jupyter Book leaves it out of the page)."""
+    """The page shows the parameters once: the chapter's defaults cell stays, papermill's injected cell (every
+    value this build passed) is tagged ``remove-cell``, and a short note after it lists the values that differ
+    from the defaults (:func:`parameters_note`)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     tags = [c.metadata.get("tags", []) for c in nb.cells]
-    if not any("injected-parameters" in t for t in tags):
+    injected = next((i for i, t in enumerate(tags) if "injected-parameters" in t), None)
+    defaults = next((c for c, t in zip(nb.cells, tags) if "parameters" in t), None)
+    if injected is None or defaults is None:
         return
-    for cell, cell_tags in zip(nb.cells, tags):
-        if "parameters" in cell_tags and "remove-cell" not in cell_tags:
-            cell.metadata["tags"] = [*cell_tags, "remove-cell"]
+    cell = nb.cells[injected]
+    if "remove-cell" not in tags[injected]:
+        cell.metadata["tags"] = [*tags[injected], "remove-cell"]
+    note = nbformat.v4.new_markdown_cell(parameters_note(defaults.source, cell.source))
+    note.metadata["tags"] = ["parameters-note"]
+    nb.cells.insert(injected + 1, note)
     nbformat.write(nb, path)
 
 

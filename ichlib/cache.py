@@ -30,14 +30,15 @@ from .preprocess import PAPER_WINDOWS, NoHeadError, adjacent_stack, crop_to, hea
 from .labels import LABELS
 from .rsna import DicomError, read_hu
 
-MODES = ("three_window", "adjacent")
+THREE_WINDOW, ADJACENT = "three_window", "adjacent"  # the paper's two inputs, by the names runs and folders use
+MODES = (THREE_WINDOW, ADJACENT)
 
 
 def windows_for(mode: str, windows: tuple) -> tuple:
     """The windows an input uses: all three for ``three_window``, the first (brain) for ``adjacent``."""
-    return tuple(windows) if mode == "three_window" else tuple(windows)[:1]
+    return tuple(windows) if mode == THREE_WINDOW else tuple(windows)[:1]
 # The channel that shows the slice itself in the brain window: the first window, or the middle of three slices.
-BRAIN_CHANNEL = {"three_window": 0, "adjacent": 1}
+BRAIN_CHANNEL = {THREE_WINDOW: 0, ADJACENT: 1}
 
 
 @dataclass

@@ -28,7 +28,7 @@ class Trained:
     labels: pd.DataFrame   # image ID -> the six labels
     split: pd.Series       # image ID -> "train" / "val" / "test", by patient
     specs: list            # the planned runs (ichlib.runs.RunSpec), in the paper's order
-    runs: pd.DataFrame     # one row per finished run (ichlib.train.train_runs)
+    runs: pd.DataFrame     # one row per finished run (ichlib.plan.train_runs)
     val: object            # the runs' validation predictions (ichlib.tables.load)
     test: object           # and test predictions
 
@@ -36,7 +36,7 @@ class Trained:
 def trained(params: dict) -> Trained:
     """The data, split and trained runs a chapter's parameters (its ``globals()``) describe; runs already
     trained are read back, missing ones trained first."""
-    from . import present, store, tables, train
+    from . import plan, present, store, tables
     from .runs import settings_in
     from .split import split_by_patient, split_fractions
 
@@ -49,7 +49,7 @@ def trained(params: dict) -> Trained:
     index, _ = store.index(src, workers=workers, progress=False)
     labels = src.labels()
     split = split_by_patient(index, seed, labels, split_fractions(params["test_fraction"]))
-    specs = train.plan_runs(params["archs"], params["preprocessings"], params["variants"], **settings_in(params))
-    runs = train.train_runs(src, specs, seed, workers=workers, log=None)
+    specs = plan.plan_runs(params["archs"], params["preprocessings"], params["variants"], **settings_in(params))
+    runs = plan.train_runs(src, specs, seed, workers=workers, log=None)
     return Trained(src, present.data_kind(src), index, labels, split, specs, runs, tables.load(runs, "val"),
                    tables.load(runs, "test"))

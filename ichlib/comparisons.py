@@ -81,7 +81,7 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
         candidates: name -> (images, 6) test probabilities (a model's, or an ensemble's).
         pairs: (A, B) names: each row reads "A is better / worse than B, or cannot tell".
         patients: the patient of each test image.
-        strata: each test image's level stratum (``ichlib.baselines.levels``): compare level-matched AUCs
+        strata: each test image's level stratum (``ichlib.level.slice_levels``): compare level-matched AUCs
             (``metrics.paired_matched``) instead of plain ones.
         spread: the AUC range that retraining with other seeds gives (``ichlib.seeds``): a verdict by no more
             than that is "cannot tell" (``seeds.with_spread``); NaN: not measured.
@@ -177,7 +177,7 @@ def comparison_pairs(runs: pd.DataFrame, test: Predictions, ensemble_probs: np.n
 
 
 def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    """(optimised, baseline) run names of each backbone and input that has both (``train.train_runs`` rows)."""
+    """(optimised, baseline) run names of each backbone and input that has both (``plan.train_runs`` rows)."""
     pairs = []
     for (arch, prep), group in runs.groupby(["arch", "preprocessing"], sort=False):
         by_variant = dict(zip(group["variant"], group.index))
@@ -188,7 +188,7 @@ def variant_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
 
 def auc_intervals(runs: pd.DataFrame, index: pd.DataFrame, label: str = "any", split: str = "test",
                   n: int = 1000, seed: int = 0, strata: pd.Series | None = None) -> pd.DataFrame:
-    """Each run's ``label`` AUC on ``split`` with its patient-bootstrap 95 % interval (``train.train_runs`` rows;
+    """Each run's ``label`` AUC on ``split`` with its patient-bootstrap 95 % interval (``plan.train_runs`` rows;
     ``index`` gives each image's patient); with ``strata`` also its level-matched AUC (:func:`auc_with_interval`)."""
     j = LABELS.index(label)
     rows = {}

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import binary_dilation, binary_erosion
 
-from .cache import BRAIN_CHANNEL, head_or_whole
+from .cache import head_or_whole
 from .paper import TABLE1_IMAGES
 from .phantom import read_mask
 from .density import BRIGHT
 from .preprocess import PRESETS, crop_to, window
 from .labels import LABELS, SUBTYPES
 from .rsna import read_hu
-from .store import Source, run_cache
+from .store import Source
 
 
 def label_distribution(labels: pd.DataFrame) -> pd.DataFrame:
@@ -169,43 +169,6 @@ def masks_of(src: Source, ids, cache=None) -> dict[str, dict[str, np.ndarray]]:
 def head_boxes(index: pd.DataFrame, ids) -> dict[str, tuple[int, int, int, int]]:
     """Each slice's head box (:func:`ichlib.preprocess.head_box`), the whole slice where it has no head."""
     return {i: head_or_whole(read_hu(index.at[i, "path"])) for i in ids}
-
-
-def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
-             workers: int | None = None, layer=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Grad-CAM of ``label`` on the slices ``ids``, for each run in ``specs`` (``models``: run name -> model).
-
-    Each run reads the slices from its own preprocessed cache. Returns ``{run name: (images, heatmaps)}``, both
-    (len(ids), size, size): the images as the brain-window channel, for drawing under the heatmaps. ``layer``:
-    the layer to explain (None: ``ichlib.gradcam``'s default), or a function of the model that names it, e.g.
-    ``ichlib.gradcam.last_conv_layer``.
-    """
-    from .gradcam import gradcam  # here: it loads Keras, which the other describers do not need
-
-    out = {}
-    for spec in specs:
-        data = run_cache(src, spec, workers=workers)
-        images = np.stack([data.image(i) for i in ids])
-        model = models[spec.name]
-        chosen = layer(model) if callable(layer) else layer
-        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(model, images, label, layer=chosen))
-    return out
-
-
-def layer_heatmaps(src: Source, spec, model, image_id: str, label: int | str = "any", mask: np.ndarray | None = None,
-                   workers: int | None = None) -> list[dict]:
-    """Grad-CAM of one slice from the default layer (a map of 8 x 8 cells or more) and from the last block, as
-    panels for ``figures.gradcam_grid`` (``image``, ``heatmap``, ``mask``, ``title`` with the map's cells)."""
-    from .gradcam import default_layer, gradcam, last_conv_layer
-
-    image = run_cache(src, spec, workers=workers).image(image_id)
-    panels = []
-    for layer in (default_layer(model), last_conv_layer(model)):
-        rows, cols = model.get_layer(layer).output.shape[1:3]
-        panels.append({"image": image[..., BRAIN_CHANNEL[spec.preprocessing]], "mask": mask,
-                       "heatmap": gradcam(model, image[None], label, layer=layer)[0],
-                       "title": f"{layer}: {rows} x {cols} cells"})
-    return panels
 
 
 def worst_false_positives(index: pd.DataFrame, ids, y_any, p_any, n: int = 6) -> list[dict]:

@@ -1,6 +1,6 @@
 """Combining models as the paper did (average, vote, weighted), searching every subset, and reading out studies.
 
-``probs`` is always an array (models x images x 6 labels) of probabilities, in ``ichlib.rsna.LABELS`` order.
+``probs`` is always an array (models x images x 6 labels) of probabilities, in ``ichlib.labels.LABELS`` order.
 
 - ``average``: the mean probability (the paper's Eq. 1).
 - ``vote``: each model votes per label (probability >= its threshold); the ensemble says positive when at least

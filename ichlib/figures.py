@@ -230,7 +230,7 @@ def gradcam_pairs(heat: dict, archs, variants, preprocessing: str, mask: np.ndar
     (with the true ``mask`` outlined, when known) and the slice without one.
 
     ``heat`` maps a run name (``RunSpec.name``) to (images, heatmaps) of the two slices, bleed
-    first, as ``ichlib.describe.heatmaps`` returns them.
+    first, as ``ichlib.gradcam.heatmaps`` returns them.
     """
     rows = []
     for arch in archs:

@@ -18,7 +18,9 @@ import weakref
 import keras
 import numpy as np
 
+from .cache import BRAIN_CHANNEL
 from .labels import LABELS
+from .store import Source, run_cache
 
 OUTPUT_LAYER = "labels"  # the sigmoid output layer of ichlib.models; its kernel and bias give the logits
 
@@ -199,3 +201,37 @@ def gradcam(model: keras.Model, images: np.ndarray, label: int | str, layer: str
     as :class:`GradCAM` takes them."""
     compiled = _COMPILED.setdefault(model, {})
     return GradCAM(model, compiled)(images, label, layer, batch_size)
+
+
+# ------------------------------------------------------------------- the book's heatmaps, read from caches
+def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
+             workers: int | None = None, layer=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Grad-CAM of ``label`` on the slices ``ids``, for each run in ``specs`` (``models``: run name -> model).
+
+    Each run reads the slices from its own preprocessed cache. Returns ``{run name: (images, heatmaps)}``, both
+    (len(ids), size, size): the images as the brain-window channel, for drawing under the heatmaps. ``layer``:
+    the layer to explain (None: :func:`default_layer`), or a function of the model that names it, e.g.
+    :func:`last_conv_layer`.
+    """
+    out = {}
+    for spec in specs:
+        data = run_cache(src, spec, workers=workers)
+        images = np.stack([data.image(i) for i in ids])
+        model = models[spec.name]
+        chosen = layer(model) if callable(layer) else layer
+        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(model, images, label, layer=chosen))
+    return out
+
+
+def layer_heatmaps(src: Source, spec, model, image_id: str, label: int | str = "any", mask: np.ndarray | None = None,
+                   workers: int | None = None) -> list[dict]:
+    """Grad-CAM of one slice from the default layer (a map of 8 x 8 cells or more) and from the last block, as
+    panels for ``figures.gradcam_grid`` (``image``, ``heatmap``, ``mask``, ``title`` with the map's cells)."""
+    image = run_cache(src, spec, workers=workers).image(image_id)
+    panels = []
+    for layer in (default_layer(model), last_conv_layer(model)):
+        rows, cols = model.get_layer(layer).output.shape[1:3]
+        panels.append({"image": image[..., BRAIN_CHANNEL[spec.preprocessing]], "mask": mask,
+                       "heatmap": gradcam(model, image[None], label, layer=layer)[0],
+                       "title": f"{layer}: {rows} x {cols} cells"})
+    return panels

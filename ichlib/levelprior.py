@@ -27,7 +27,7 @@ import numpy as np
 
 from .labels import ANY, LABELS
 
-from .baselines import LEVEL_BINS as BINS, stratum_of
+from .level import BINS, stratum_of
 
 FILE = "level_prior.json"
 DRAWS = 200_000  # slices drawn to count the sampler's rates: their error is under 0.01 per stratum
@@ -78,12 +78,12 @@ def apply(probs: np.ndarray, strata: np.ndarray, table: np.ndarray | None) -> np
 
 def series_strata(slices: int, bins: int = BINS) -> np.ndarray:
     """Each slice's stratum in a series of ``slices`` slices ordered from the lowest z, as
-    ``ichlib.baselines.levels`` counts it."""
+    ``ichlib.level.slice_levels`` counts it."""
     return stratum_of((np.arange(slices) + 0.5) / max(slices, 1), bins)
 
 
 def aligned_strata(strata, ids) -> np.ndarray:
-    """``strata`` (image ID -> stratum, ``ichlib.baselines.levels``) in the order of ``ids``; -1 for an image
+    """``strata`` (image ID -> stratum, ``ichlib.level.slice_levels``) in the order of ``ids``; -1 for an image
     without a level (its output is then left as it is)."""
     return strata.reindex(list(ids)).fillna(-1).to_numpy(int)
 

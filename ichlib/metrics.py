@@ -5,7 +5,7 @@
 - the RSNA competition's weighted log loss (any = 2);
 - bootstrap confidence intervals that resample patients, not slices (slices of one head are not independent);
 - the level-matched AUC: each positive compared only with the negatives of its own stratum (the slice's level
-  in its series, ``ichlib.baselines.levels``), so a score that knows only the level gets exactly 0.5.
+  in its series, ``ichlib.level.slice_levels``), so a score that knows only the level gets exactly 0.5.
 
 A label with a single class in a split has no AUC (and a label never predicted positive has no precision): the
 tables show NaN there, which the chapters print as "undefined"; nothing raises.

@@ -1,7 +1,7 @@
 """The paper's three backbones with its classification head, built flat so every layer is reachable by name.
 
 Head (the paper's Figure 16 and Table 3): global average pooling, dropout 0.125, dense 128 (ReLU), dense 6
-(sigmoid), one output per label in ``ichlib.rsna.LABELS`` order. With it the parameter counts are the paper's:
+(sigmoid), one output per label in ``ichlib.labels.LABELS`` order. With it the parameter counts are the paper's:
 EfficientNetB2 7,949,695, ResNet50 23,850,758, DenseNet121 7,169,478.
 
 Inputs are 3-channel images with values 0-255 (the uint8 cache, as float). Each backbone gets the input scaling

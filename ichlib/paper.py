@@ -15,17 +15,13 @@ TABLE1_IMAGES = {
     "subdural": 27161,
 }
 
-# The paper's windows (center, width in HU) and its adjacent-slice window.
-WINDOWS = {"brain": (40, 80), "subdural": (80, 400), "soft": (30, 30)}
-ASIP_WINDOW = "brain"
-
-SPLIT = {"train": 0.81, "val": 0.09, "test": 0.10}  # by image in the paper
+# The paper's three windows and its split (81 / 9 / 10 % by image) are used, not only quoted, so they live where
+# they are used: ichlib.preprocess.PRESETS and PAPER_WINDOWS, ichlib.split.PAPER_FRACTIONS.
 
 # Table 3: every model's hyperparameters (the same for all six per preprocessing) and parameter counts.
 TABLE3 = {"learning rate": 0.0005, "patience": 3, "activation": "sigmoid", "loss": "binary cross-entropy",
           "optimizer": "Adam", "monitor": "accuracy", "batch size": 4, "dropout": 0.125}
 TABLE3_PARAMETERS = {"efficientnetb2": 7949695, "resnet50": 23850758, "densenet121": 7169478}
-
 
 
 def paper_key(arch: str, variant: str) -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 
 ARCH_SHORT = {"efficientnetb2": "EB2", "resnet50": "R50", "densenet121": "D121"}
 PREPROCESSING_SHORT = {"three_window": "3w", "adjacent": "adj"}
+INPUT_NAMES = {"three_window": "three-window", "adjacent": "adjacent-slice"}  # the two inputs, in prose
 VARIANT_SHORT = {"baseline": "base", "optimised": "opt"}
 SHORT = {**ARCH_SHORT, **PREPROCESSING_SHORT, **VARIANT_SHORT}
 LEGEND = ("Run labels: EB2 EfficientNetB2, R50 ResNet50, D121 DenseNet121; 3w three windows of one slice, adj "

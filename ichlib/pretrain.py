@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,54 +66,13 @@ def read_summary(folder: str | os.PathLike) -> dict:
     return json.loads((Path(folder) / "summary.json").read_text())
 
 
-def pretrain(src, spec: RunSpec, split: pd.Series, strata: pd.Series | None, windows: tuple,
-             workers: int | None = None) -> dict:
-    """Pretrain ``spec``'s backbone once (a finished one is returned as it is); returns its summary.
-
-    ``split`` is the book's patient split (only its training rows are used; validation scores the result),
-    ``strata`` each image's level stratum (``ichlib.baselines.levels``), needed for level-matched negatives.
-    """
-    from . import store
-    from .metrics import auc_or_nan, matched_auc
-    from .devices import set_determinism
-    from .train import compile_model, fit, split_batches
-
-    folder = backbone_dir(src, spec)
-    if is_pretrained(folder):
-        return read_summary(folder)
-    pre = pretraining_spec(spec)
-    pre.check()
-    cache = store.run_cache(src, pre, windows, workers=workers)
-    folder.mkdir(parents=True, exist_ok=True)
-    set_determinism(spec.seed)
-    rows, batches = split_batches(pre, cache, split, strata)
-    model = compile_model(pre, len(batches["train"]))
-    seconds = fit(pre, model, cache, rows, batches, folder)
-
-    model.load_weights(str(folder / "best.weights.h5"))
-    ids, truth, probs = runs.load_predictions(folder, "val")
-    summary = {"arch": spec.arch, "settings": {name: getattr(spec, name) for name in KEY},
-               "images": pre.epochs * batches["train"].epoch_size, "epochs": pre.epochs,
-               "seconds": round(seconds, 1), "val AUC any": round(float(auc_or_nan(truth[:, 0], probs[:, 0])), 4)}
-    if strata is not None:  # on level-matched negatives the plain AUC lacks the level: this is the fair one
-        summary["val matched AUC any"] = round(matched_auc(truth[:, 0], probs[:, 0], strata.reindex(ids)), 4)
-    plain = runs.model_for(pre)  # the weights without the optimizer's state
-    plain.set_weights(model.get_weights())
-    plain.save_weights(str(folder / "model.weights.h5"))
-    (folder / "best.weights.h5").unlink(missing_ok=True)
-    tmp = folder / "summary.json.part"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, folder / "summary.json")
-    return summary
-
-
 def start_from(model, src, spec: RunSpec) -> int:
     """Copy the pretrained backbone of ``spec`` into a new ``model`` of the same architecture and size, all but
     the head (``HEAD``); returns how many layers were copied. The layers are matched in order (Keras numbers
     some of its layer names per process, so names differ between two builds of one network)."""
     folder = backbone_dir(src, spec)
     if not is_pretrained(folder):
-        raise FileNotFoundError(f"{folder}: no pretrained backbone for {spec.name}; run ichlib.pretrain.pretrain")
+        raise FileNotFoundError(f"{folder}: no pretrained backbone for {spec.name}; run ichlib.plan.pretrain_backbone")
     source = runs.model_for(pretraining_spec(spec))
     source.load_weights(str(folder / "model.weights.h5"))
     mine = [layer for layer in model.layers if layer.weights and layer.name not in HEAD]
@@ -127,26 +85,6 @@ def start_from(model, src, spec: RunSpec) -> int:
             raise ValueError(f"{folder}: layer {frm.name} does not fit {to.name} ({shapes[1]} vs {shapes[0]})")
         to.set_weights(frm.get_weights())
     return len(mine)
-
-
-def backbones(src, specs: list[RunSpec], split: pd.Series, strata: pd.Series | None, windows: tuple,
-              workers: int | None = None, log=print) -> pd.DataFrame:
-    """Pretrain every backbone the runs ask for (one per architecture and setting) and return one row each
-    (:func:`summaries`)."""
-    log = log or (lambda line: None)
-    seen = set()
-    for spec in specs:
-        if spec.weights != "pretrained" or backbone_dir(src, spec) in seen:
-            continue
-        folder = backbone_dir(src, spec)
-        seen.add(folder)
-        log(f"backbone {spec.arch}: {'pretrained earlier' if is_pretrained(folder) else 'pretraining'} "
-            f"({spec.pretrain_images} images)")
-        start = time.perf_counter()
-        summary = pretrain(src, spec, split, strata, windows, workers)
-        log(f"    {summary['seconds']:.0f} s, validation AUC any {summary['val AUC any']:.3f}"
-            + ("" if time.perf_counter() - start > 1 else " (kept)"))
-    return summaries(src, specs)
 
 
 def summaries(src, specs: list[RunSpec]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .app.browser import driver
+from .chromium import driver
 
 CHAPTER_PAGES = "book/chapters/{}.html"
 

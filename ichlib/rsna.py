@@ -20,7 +20,7 @@ import pandas as pd
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from .labels import ANY, LABELS, SUBTYPES  # noqa: F401 (the data's label columns, named here too)
+from .labels import LABELS, SUBTYPES
 from .parallel import process_pool
 from .preprocess import AIR_HU
 

@@ -30,7 +30,7 @@ def reseeded(spec: RunSpec, extra: int) -> list[RunSpec]:
 
 def spread_table(folders: dict[int, str], strata: pd.Series, label: str = "any") -> pd.DataFrame:
     """Per training seed, the run's test AUC of ``label`` and its level-matched AUC (``strata``: each image's
-    level stratum, ``ichlib.baselines.levels``), then rows "range" (max - min) and "sd" over the seeds."""
+    level stratum, ``ichlib.level.slice_levels``), then rows "range" (max - min) and "sd" over the seeds."""
     j = LABELS.index(label)
     rows = {}
     for seed, folder in folders.items():
@@ -56,10 +56,10 @@ def measure(src, runs: pd.DataFrame, spec: RunSpec, extra: int, seed: int, strat
     """The seed spread of one trained run: ``spec`` retrained (or found finished) with ``extra`` more seeds on
     the book's split (drawn from ``seed``, as every run's), then :func:`spread_table` over all its seeds.
 
-    Returns ``(spread table, the extra runs' rows)`` (rows as ``ichlib.train.train_runs`` gives them; none
+    Returns ``(spread table, the extra runs' rows)`` (rows as ``ichlib.plan.train_runs`` gives them; none
     for ``extra`` = 0).
     """
-    from .train import train_runs
+    from .plan import train_runs
 
     more = reseeded(spec, extra)
     extra_runs = (train_runs(src, more, seed, workers=workers, log=None) if more

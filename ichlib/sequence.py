@@ -222,7 +222,7 @@ def run_features(folder: str | os.PathLike, split: str, cache=None, ids=None,
     """A run's pooled embeddings for a split: those saved at training time (validation, test), or, for another
     split name, computed for ``ids`` from ``cache`` once and kept in the run folder. Its probabilities are saved
     beside them as the run's own are: with the level put back for a run on level-matched negatives, from each
-    image's level stratum in ``strata`` (``ichlib.baselines.levels``), which such a run needs."""
+    image's level stratum in ``strata`` (``ichlib.level.slice_levels``), which such a run needs."""
     from . import levelprior, runs
     from .models import with_features
     from .batches import INFERENCE_BATCH

@@ -43,7 +43,7 @@ class Predictions:
 
 
 def load(runs: pd.DataFrame, split: str) -> Predictions:
-    """Predictions of every run in ``runs`` (``train.train_runs`` output: index = run name, column ``folder``)."""
+    """Predictions of every run in ``runs`` (``plan.train_runs`` output: index = run name, column ``folder``)."""
     names, probs, ids, truth = [], [], None, None
     for name, folder in runs["folder"].items():
         run_ids, run_truth, run_probs = load_predictions(folder, split)

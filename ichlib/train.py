@@ -1,4 +1,5 @@
-"""Training the paper's models: the fit with its callbacks, the test predictions, and every run of a plan.
+"""Training one of the paper's models: the fit with its callbacks and the test predictions (every run of a plan:
+``ichlib.plan``).
 
 The split by patient is ``ichlib.split``, the epoch's images and batches ``ichlib.batches``, the devices and the
 seed ``ichlib.devices``; a run's folder belongs to ``ichlib.runs``. Keras is imported inside the functions that
@@ -20,9 +21,8 @@ from .batches import INFERENCE_BATCH, batches_class
 from .devices import distribution_scope, set_determinism
 from .labels import ANY
 from .monitor import curve_sample, run_monitor
-from .preprocess import PAPER_WINDOWS
 from .runs import RunSpec
-from .split import PAPER_FRACTIONS, SPLITS, split_by_patient, split_fractions
+from .split import SPLITS
 
 
 # --------------------------------------------------------------------------------------------- fitting
@@ -56,7 +56,7 @@ def train_model(spec: RunSpec, cache, split: pd.Series, out_dir: str | os.PathLi
         callbacks: extra Keras callbacks (tests use one to interrupt a run).
         source: the ``ichlib.store.Source`` the cache was made from (its key and kind go into the summary; a
             ``weights="pretrained"`` run finds its backbone through it).
-        strata: each image ID's level stratum (``ichlib.baselines.levels``): needed for level-matched negatives.
+        strata: each image ID's level stratum (``ichlib.level.slice_levels``): needed for level-matched negatives.
     """
     import keras
 
@@ -217,53 +217,3 @@ def _keep_weights_only(spec: RunSpec, model, path: Path) -> None:
     tmp = path.with_name("slim." + path.name)
     plain.save_weights(str(tmp))
     os.replace(tmp, path)
-
-
-def plan_runs(archs, preprocessings, variants, **settings) -> list[RunSpec]:
-    """Every combination, in the paper's order (backbone, then input, then variant); each checked."""
-    specs = [RunSpec(a, p, v, **settings) for p in preprocessings for a in archs for v in variants]
-    for spec in specs:
-        spec.check()
-    return specs
-
-
-def train_runs(src, specs: list, seed: int, windows: tuple = PAPER_WINDOWS, workers: int | None = None,
-               log=print) -> pd.DataFrame:
-    """Train every run (finished ones are kept, interrupted ones resume) and return one summary row per run.
-
-    The split is by patient from ``seed``; the inputs come from the cache of each run's preprocessing and size.
-    Backbones that runs start from (``weights="pretrained"``) are pretrained first, once per architecture
-    (``ichlib.pretrain``). ``log`` receives one line per run and result (None: silent).
-    """
-    log = log or (lambda line: None)
-    from . import store
-    from .baselines import levels
-    from .metrics import per_label_auc, weighted_log_loss
-    from .pretrain import backbones
-
-    table, _ = store.index(src, workers=workers, progress=False)
-    shares = {spec.test_fraction for spec in specs}
-    if len(shares) > 1:
-        raise ValueError(f"runs of one book share one split; got test fractions {sorted(shares)}")
-    split = split_by_patient(table, seed, src.labels(), split_fractions(shares.pop() if shares else PAPER_FRACTIONS[2]))
-    strata = levels(table)["stratum"]
-    backbones(src, specs, split, strata, windows, workers, log)
-    rows = []
-    for i, spec in enumerate(specs, 1):
-        data = store.run_cache(src, spec, windows, workers=workers)
-        folder = runs.run_dir(src, spec)
-        log(f"[{i}/{len(specs)}] {spec.name}: {'finished earlier' if runs.is_finished(folder) else 'training'}")
-        summary = train_model(spec, data, split, folder, source=src, strata=strata)
-        _, truth, probs = runs.load_predictions(folder, "test")
-        auc = per_label_auc(truth, probs)
-        val_auc = per_label_auc(*runs.load_predictions(folder, "val")[1:])
-        log(f"    {summary['epochs_run']} epochs, {summary['train_seconds']:.0f} s, AUC any: validation "
-            f"{val_auc['any']:.3f}, test {auc['any']:.3f}")
-        rows.append({"run": spec.name, "arch": spec.arch, "preprocessing": spec.preprocessing,
-                     "variant": spec.variant, "folder": str(folder), "backend": summary["backend"],
-                     "epochs run": summary["epochs_run"],
-                     "best epoch": summary["best_epoch"] + 1, "train s": summary["train_seconds"],
-                     "test s/image": summary["test_seconds_per_image"],
-                     "val AUC any": val_auc["any"], "test RSNA log loss": weighted_log_loss(truth, probs),
-                     **{f"test AUC {label}": auc[label] for label in auc.index}})
-    return pd.DataFrame(rows).set_index("run")

@@ -84,7 +84,7 @@ def app_data(tmp_path_factory):
 
     ICHBOOK_DATA points there only while it is made; tests that run the app set it themselves (``app_env``).
     """
-    from ichlib import runs, store, train
+    from ichlib import plan, runs, store
 
     root = tmp_path_factory.mktemp("appdata")
     with pytest.MonkeyPatch.context() as mp:
@@ -92,7 +92,7 @@ def app_data(tmp_path_factory):
         src = store.source("", studies=6, seed=1, matrix=64, workers=1, progress=False)
         index, _ = store.index(src, workers=1, progress=False)
         spec = runs.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16)
-        trained = train.train_runs(src, [spec], seed=1, workers=1, log=None)
+        trained = plan.train_runs(src, [spec], seed=1, workers=1, log=None)
     return {"root": root, "src": src, "index": index, "run": trained["folder"].iloc[0]}
 
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from ichlib import chromium
 from ichlib.app import browser
 
 
 @pytest.mark.slow
 def test_the_app_analyses_a_study_in_a_real_browser(app_data, tmp_path):
     pytest.importorskip("selenium")
-    if browser.chromium() is None:
+    if chromium.chromium() is None:
         pytest.skip("Chromium and chromedriver are not installed here (.ci/run installs them: "
                     "apt-get install chromium chromium-driver)")
     with browser.serve(app_data["root"]) as url:
@@ -25,7 +26,7 @@ def test_the_app_analyses_a_study_in_a_real_browser(app_data, tmp_path):
 def test_a_hostile_upload_in_a_real_browser_shows_no_traceback(app_data, tmp_path):
     """One good slice (a one-slice series), one cut short after its header, one with a Markdown name."""
     pytest.importorskip("selenium")
-    if browser.chromium() is None:
+    if chromium.chromium() is None:
         pytest.skip("Chromium and chromedriver are not installed here")
     index = app_data["index"]
     good, cut = list(index[index["study"] == index["study"].iloc[0]]["path"][:2])

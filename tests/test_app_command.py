@@ -76,7 +76,7 @@ def test_a_page_that_fails_shows_one_line_and_logs_no_message(caplog):
     the log holds where it failed, not the message (which may carry a file's UIDs)."""
     import logging
 
-    from ichlib.app import service
+    from ichlib.app import upload
 
     command = app_command([])
     assert command[command.index("--client.showErrorDetails") + 1] == "none"
@@ -85,6 +85,6 @@ def test_a_page_that_fails_shows_one_line_and_logs_no_message(caplog):
         raise FileNotFoundError(f"/srv/data/app/uploads/{uid}/00001.dcm")
     except FileNotFoundError as exc:
         with caplog.at_level(logging.ERROR, logger="ichlib.app"):
-            line = service.page_error("Analysis", exc)
+            line = upload.page_error("Analysis", exc)
     assert line.startswith("The Analysis page could not be shown (FileNotFoundError)") and "/srv" not in line
     assert "FileNotFoundError" in caplog.text and "1.2.840.99999" not in caplog.text

@@ -15,8 +15,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from ichlib.app import exports, service
-from ichlib.rsna import LABELS
+from ichlib.app import exports, service, upload
+from ichlib.labels import LABELS
 
 from .conftest import write_dicom
 
@@ -31,7 +31,7 @@ def a_report(series, probs=None, study_thresholds=0.6):
 @pytest.fixture
 def series(app_data):
     index = app_data["index"]
-    return service.cohort_series(index, index["study"].iloc[0])
+    return upload.cohort_series(index, index["study"].iloc[0])
 
 
 def test_the_csv_has_every_slice_and_never_a_formula(series):
@@ -113,7 +113,7 @@ def test_pydicom_warnings_stay_out_of_the_app_log(tmp_path, caplog):
     try:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            service.quiet_pydicom()
+            upload.quiet_pydicom()
             with caplog.at_level(logging.DEBUG):
                 assert pydicom.dcmread(path).StudyInstanceUID == "ID_SECRET_STUDY"  # pydicom objects to it
         assert not [w for w in seen if "SECRET" in str(w.message)]
@@ -149,11 +149,11 @@ def test_a_single_anonymous_slice_with_an_odd_name_still_exports(tmp_path):
     and read back, the empty patient kept empty."""
     stored = np.full((64, 64), 1024 + 30, np.uint16)
     path = write_dicom(tmp_path / "x.dcm", stored, PatientID=None, image_id="ID_odd")
-    series = service.receive([("**x** [y](https://e.x)\u202e.dcm", path.read_bytes())], tmp_path / "uploads")
+    series = upload.receive([("**x** [y](https://e.x)\u202e.dcm", path.read_bytes())], tmp_path / "uploads")
     report = a_report(series, probs=np.full((1, 6), 0.9))
     found = exports.read_back(exports.dicom_bytes(exports.structured_report(series, report)))
     assert found["patient"] == "" and found["study"].startswith("2.25.") and len(found["findings"]) == 6
     capture = exports.read_back(exports.dicom_bytes(exports.secondary_capture(
         series, 0, exports.burned_overlay(np.zeros((64, 64)), np.ones((64, 64)), 1.0))))
     assert capture["study"] == found["study"] and capture["rows_columns"] == (64, 64)
-    service.discard(series)
+    upload.discard(series)

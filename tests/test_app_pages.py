@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from ichlib.app import service  # noqa: E402
+from ichlib.app import upload  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "ichlib" / "app" / "pages.py")
 
@@ -63,14 +63,14 @@ def test_upload_good_and_bad_files(app_env):
     at = fresh()
     at.file_uploader(key="upload").set_value([("notes.txt", b"not a scan", "text/plain")]).run()
     at.button(key="analyse_upload").click().run()
-    assert service.literal("notes.txt") in " ".join(e.value for e in at.error)  # named, shown as typed
+    assert upload.literal("notes.txt") in " ".join(e.value for e in at.error)  # named, shown as typed
     at.file_uploader(key="upload").set_value(good + [("notes.txt", b"not a scan", "text/plain")]).run()
     at.button(key="analyse_upload").click().run()
     assert not at.exception, at.exception
     assert at.sidebar.radio(key="page").value == "Analysis"
     assert len(at.session_state["series"].slices) == len(good)
     assert at.session_state["series"].rejected[0][0] == "notes.txt"
-    assert service.literal("notes.txt") in " ".join(w.value for w in at.warning)  # said on the analysis page
+    assert upload.literal("notes.txt") in " ".join(w.value for w in at.warning)  # said on the analysis page
 
 
 @pytest.mark.slow

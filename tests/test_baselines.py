@@ -1,4 +1,4 @@
-"""ichlib.baselines: the slice's level from the index, and the level-only baseline against a known answer."""
+"""ichlib.baselines: the level-only and pixel baselines against a known answer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ichlib import baselines
-from ichlib.rsna import LABELS
+from ichlib import baselines, level
+from ichlib.labels import LABELS
 
 
 def make_index(lengths: list[int]) -> pd.DataFrame:
@@ -19,23 +19,12 @@ def make_index(lengths: list[int]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("ID")
 
 
-def test_levels_are_positions_in_the_series_and_tenths_of_it():
-    index = make_index([10, 4])
-    found = baselines.levels(index)
-    assert found.loc["ID_0_0", "level"] == pytest.approx(0.05) and found.loc["ID_0_9", "level"] == pytest.approx(0.95)
-    assert list(found.loc[[f"ID_0_{r}" for r in range(10)], "stratum"]) == list(range(10))
-    assert list(found.loc[[f"ID_1_{r}" for r in range(4)], "stratum"]) == [1, 3, 6, 8]
-    assert set(found["slices"]) == {10, 4}
-    with pytest.raises(ValueError, match="bins"):
-        baselines.levels(index, 0)
-
-
 def known_answer(n_series: int = 300, seed: int = 0):
     """Bleeds only in the middle of a series, more often in long series: the truth a level-only model can learn."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(20, 41, n_series)
     index = make_index(list(lengths))
-    lv = baselines.levels(index)
+    lv = level.slice_levels(index)
     p = np.where((lv["level"] > 0.3) & (lv["level"] < 0.7), 0.5, 0.0) * (lv["slices"] > 30)
     truth = pd.DataFrame(0, index=index.index, columns=list(LABELS))
     truth["any"] = (rng.random(len(index)) < p).astype(int)
@@ -125,10 +114,3 @@ def test_a_slice_whose_features_are_missing_is_still_predicted():
     found = baselines.fit_on_split(lv, truth, split, {"level": ["level"]}, seed=0)
     ids, probs = found["test"]
     assert np.isfinite(probs).all() and set(hole) <= set(ids)
-
-
-def test_a_one_slice_series_sits_in_the_middle():
-    found = baselines.levels(make_index([1, 3]))
-    assert found.loc["ID_0_0", "level"] == 0.5 and found.loc["ID_0_0", "stratum"] == 5
-    empty = make_index([1]).iloc[:0]
-    assert baselines.levels(empty).empty

@@ -124,10 +124,15 @@ def test_only_runs_one_chapter_and_checks_before_running(mini_book):
                   log=lambda *a: None)
     assert set(timings) == {"01_ok"}
     assert "| 01_ok | tiny |" in (mini_book / "book" / "generated" / "timings.md").read_text()
-    # the page shows the parameters once: the values used (papermill's cell), not the defaults above them too
+    # the page shows the parameters once: the defaults cell, then a note of the values that differ from them
+    # (papermill's injected cell, which repeats every value, is left off the page)
     cells = nbformat.read(mini_book / "book" / "chapters" / "01_ok.ipynb", as_version=4).cells
     shown = [c for c in cells if "remove-cell" not in c.metadata.get("tags", []) and "rate =" in c.source]
-    assert len(shown) == 1 and "injected-parameters" in shown[0].metadata["tags"] and "rate = 2.0" in shown[0].source
+    assert len(shown) == 1 and "parameters" in shown[0].metadata["tags"]
+    injected = next(i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", []))
+    assert "remove-cell" in cells[injected].metadata["tags"]
+    note = cells[injected + 1]
+    assert note.cell_type == "markdown" and "| `rate` | `2.0` | `0.5` |" in note.source
 
 
 def test_a_chapter_runs_quietly_its_kernel_over_local_sockets(mini_book, capfd):
@@ -256,12 +261,11 @@ def test_whole_book_on_the_smoke_profile_builds_without_warnings(smoke_book):
 def test_the_built_smoke_book_reads_like_a_paper_in_chromium(smoke_book):
     """On the smoke book, at 1,300 px: the abstract's values are there, every figure of chapters 1-7 has a
     number and a caption, no table of chapters 3, 4 and 6 and no code cell of chapters 1-7 scrolls sideways."""
-    from ichlib import reading
-    from ichlib.app import browser
+    from ichlib import chromium, reading
 
     root = smoke_book[0]
     html = root / "_build" / "html"
-    if browser.chromium() is None:
+    if chromium.chromium() is None:
         pytest.skip("needs Chromium")
     names = [c.name for c in chapters(root)]
     assert reading.problems(html, names[:7], ["03_training", "04_ensembles", "06_results"]) == []
@@ -370,9 +374,9 @@ def test_the_real_data_path_builds_without_masks_and_never_calls_itself_phantom(
         assert not found, f"{page.name} calls real data phantom: {found}"
     intro = (html / "book" / "intro.html").read_text()
     assert "results on real data" in intro
-    from ichlib.app import browser
+    from ichlib import chromium
 
-    if browser.chromium() is not None:
+    if chromium.chromium() is not None:
         names = [c.name for c in chapters(root)]
         assert reading.problems(html, names[:7], []) == []
 
@@ -387,3 +391,16 @@ def test_list_and_name_parameters_are_checked_before_anything_runs(key, value, e
     result = subprocess.run([sys.executable, "-m", "ichlib", "book", "--profile", "smoke", "-p", key, value],
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and f"parameter {key}" in result.stderr and expected in result.stderr
+
+
+def test_the_parameters_note_lists_only_what_differs_from_the_defaults():
+    from ichlib.book import parameters_note
+
+    defaults = 'profile = "cpu"  # the profile\nstudies = 760\narchs = ["resnet50"]\nlabel = "any"\n'
+    used = 'profile = "smoke"\nstudies = 760\narchs = ["resnet50", "densenet121"]\nlabel = "any"\nextra = 1\n'
+    note = parameters_note(defaults, used)
+    assert "| `profile` | `'smoke'` | `'cpu'` |" in note
+    assert "| `archs` | `['resnet50', 'densenet121']` | `['resnet50']` |" in note
+    assert "| `extra` | `1` | (new) |" in note
+    assert "studies" not in note and "label" not in note
+    assert parameters_note(defaults, defaults) == "**This build's parameters:** the chapter's defaults, as above."

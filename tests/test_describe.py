@@ -122,24 +122,6 @@ def test_gradcam_pair_picks_the_biggest_bleed_and_a_clean_slice(phantom):
         describe.gradcam_pair(src, labels.loc[clean], clean, "epidural")
 
 
-def test_heatmaps_per_run_and_slice_drawn_as_the_papers_pairs(app_env):
-    from ichlib import runs
-    from ichlib.cache import BRAIN_CHANNEL
-
-    src, index = app_env["src"], app_env["index"]
-    spec = runs.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16)
-    models = {spec.name: runs.load_model(app_env["run"])}
-    ids = list(index.index[:2])
-    heat = describe.heatmaps(src, [spec], models, ids, "any")
-    images, maps = heat[spec.name]
-    assert images.shape == maps.shape == (2, 32, 32)
-    assert 0 <= maps.min() and maps.max() <= 1
-    cached = store.run_cache(src, spec).image(ids[1])
-    np.testing.assert_array_equal(images[1], cached[..., BRAIN_CHANNEL["three_window"]])
-    fig = figures.gradcam_pairs(heat, ["resnet50"], ["baseline"], "three_window", mask=np.ones((32, 32), bool))
-    assert [ax.get_title() for ax in fig.axes if ax.get_title()][:2] == ["baseline, bleed", "baseline, no bleed"]
-
-
 def test_worst_false_positives_are_the_highest_scored_negatives_and_skip_bad_files(phantom, tmp_path):
     _, index, failures, labels = phantom
     ids = [i for i in index.index if i not in {p.split("/")[-1][:-4] for p, _ in failures}][:40]

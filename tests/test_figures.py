@@ -97,7 +97,7 @@ def test_gradcam_grid_lays_out_rows_of_overlays_with_titles_and_one_colour_bar_p
 
 
 def test_level_rates_draws_one_line_per_label_across_the_series():
-    from ichlib.rsna import LABELS
+    from ichlib.labels import LABELS
 
     rates = pd.DataFrame({label: np.linspace(0, 0.3, 10) for label in LABELS}, index=pd.RangeIndex(10, name="stratum"))
     rates["slices"] = 100
@@ -112,7 +112,7 @@ def test_level_rates_draws_one_line_per_label_across_the_series():
 
 
 def test_against_baseline_puts_a_bar_per_label_and_a_dot_per_model_and_label():
-    from ichlib.rsna import LABELS
+    from ichlib.labels import LABELS
 
     aucs = pd.DataFrame([[0.7] * 6, [0.9] * 6], columns=list(LABELS),
                         index=["resnet50-three_window-baseline", "densenet121-adjacent-optimised"])

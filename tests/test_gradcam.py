@@ -7,6 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from ichlib import figures, store  # noqa: E402
+from ichlib import gradcam as gradcam_module  # noqa: E402
 from ichlib.gradcam import default_layer, gradcam, label_index, last_conv_layer  # noqa: E402
 from ichlib.models import LAST_CONV, build_model  # noqa: E402
 
@@ -141,3 +143,21 @@ def test_the_explainer_keeps_its_state_not_the_model():
     del model, explain
     gc.collect()
     assert alive() is None  # the kept functions held the model's layers, never the model: it could go
+
+
+def test_heatmaps_per_run_and_slice_drawn_as_the_papers_pairs(app_env):
+    from ichlib import runs
+    from ichlib.cache import BRAIN_CHANNEL
+
+    src, index = app_env["src"], app_env["index"]
+    spec = runs.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16)
+    models = {spec.name: runs.load_model(app_env["run"])}
+    ids = list(index.index[:2])
+    heat = gradcam_module.heatmaps(src, [spec], models, ids, "any")
+    images, maps = heat[spec.name]
+    assert images.shape == maps.shape == (2, 32, 32)
+    assert 0 <= maps.min() and maps.max() <= 1
+    cached = store.run_cache(src, spec).image(ids[1])
+    np.testing.assert_array_equal(images[1], cached[..., BRAIN_CHANNEL["three_window"]])
+    fig = figures.gradcam_pairs(heat, ["resnet50"], ["baseline"], "three_window", mask=np.ones((32, 32), bool))
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()][:2] == ["baseline, bleed", "baseline, no bleed"]

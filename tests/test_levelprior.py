@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ichlib import levelprior
-from ichlib.rsna import LABELS
+from ichlib.labels import LABELS
 
 
 def cohort(seed=0):
@@ -54,11 +54,11 @@ def test_the_correction_keeps_every_ranking_within_a_level():
 
 
 def test_series_strata_count_as_the_baselines_do():
-    from ichlib.baselines import levels
+    from ichlib.level import slice_levels
 
     for n in (1, 7, 40):
         index = pd.DataFrame({"series": ["s"] * n, "rank": np.arange(n)}, index=[f"ID_{i}" for i in range(n)])
-        np.testing.assert_array_equal(levelprior.series_strata(n), levels(index)["stratum"].to_numpy())
+        np.testing.assert_array_equal(levelprior.series_strata(n), slice_levels(index)["stratum"].to_numpy())
 
 
 def test_a_saved_correction_reads_back_and_a_foreign_one_is_refused(tmp_path):
@@ -79,19 +79,19 @@ def test_a_saved_correction_reads_back_and_a_foreign_one_is_refused(tmp_path):
 def test_a_level_matched_run_and_the_app_put_the_level_back_alike(tmp_path, monkeypatch):
     """End to end: a run trained on level-matched negatives saves its correction and predictions with the level
     put back; the app, reading the same slices from their files, gives the same probabilities."""
-    from ichlib import runs, store, train
-    from ichlib.app import service
+    from ichlib import plan, runs, store
+    from ichlib.app import service, upload
 
     monkeypatch.setenv("ICHBOOK_DATA", str(tmp_path))
     src = store.source("", studies=6, seed=1, matrix=64, workers=1, progress=False)
     index, _ = store.index(src, workers=1, progress=False)
     spec = runs.RunSpec("resnet50", image_size=32, epochs=1, batch_size=16, negatives="level_matched",
                         positive_fraction=0.5)
-    folder = train.train_runs(src, [spec], seed=1, workers=1, log=None)["folder"].iloc[0]
+    folder = plan.train_runs(src, [spec], seed=1, workers=1, log=None)["folder"].iloc[0]
     table = levelprior.read(folder)
     assert table is not None and table.shape == (levelprior.BINS, len(LABELS))
     ids, _, saved = runs.load_predictions(folder, "test")
-    series = service.cohort_series(index, index.loc[ids[0], "study"])
+    series = upload.cohort_series(index, index.loc[ids[0], "study"])
     assert len(series.slices) == (index["series"] == index.loc[series.slices["ID"].iloc[0], "series"]).sum()
     report = service.analyse(series, [folder])
     shown = pd.DataFrame(report.probs, index=report.ids)

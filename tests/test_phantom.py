@@ -17,7 +17,8 @@ from ichlib.phantom.cohort import pixel_grid
 from ichlib.phantom.dicom import ENCODINGS, SliceInfo, decoded_hu, write_slice
 from ichlib.phantom.geometry import F32, Frame
 from ichlib.phantom.lesions import Epidural, Intraventricular, Subdural
-from ichlib.rsna import LABELS, SUBTYPES, index_dicoms, read_hu, read_labels
+from ichlib.labels import LABELS, SUBTYPES
+from ichlib.rsna import index_dicoms, read_hu, read_labels
 
 SMALL = dict(n_studies=6, seed=3, matrix=80, prevalence=1.0, subslices=3, progress=False)
 

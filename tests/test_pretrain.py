@@ -1,4 +1,5 @@
-"""ichlib.pretrain: one backbone per architecture, kept, shared by its runs, copied into each run but the head."""
+"""ichlib.pretrain: one backbone per architecture, kept, shared by its runs, copied into each run but the head
+(pretrained by ichlib.plan)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def test_runs_of_one_architecture_share_a_backbone_keyed_by_its_settings(toy_sou
 
 @pytest.mark.slow
 def test_a_backbone_is_pretrained_once_and_copied_into_a_run_but_its_head(toy_source):
-    from ichlib.pretrain import HEAD, backbone_dir, backbones, pretraining_spec, start_from
+    from ichlib.plan import backbones
+    from ichlib.pretrain import HEAD, backbone_dir, pretraining_spec, start_from
     from ichlib.runs import RunSpec, model_for
 
     src, split = toy_source

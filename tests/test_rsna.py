@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
-from ichlib.rsna import LABELS, DicomError, LabelError, index_dicoms, neighbours, read_hu, read_labels
+from ichlib.labels import LABELS
+from ichlib.rsna import DicomError, LabelError, index_dicoms, neighbours, read_hu, read_labels
 
 from .conftest import pydicom_data_file, write_dicom
 

@@ -1,7 +1,8 @@
 """The reader app: analyse one head-CT series with the trained models, see Grad-CAM, keep a history.
 
-- ``service``: the app's logic, tested without a browser (checked uploads, analysis, heatmaps, the models'
-  scores shown on the About page).
+- ``upload``: what the app receives (checked uploads, names never paths, retention), tested without a browser.
+- ``service``: the analysis, heatmaps and the models' scores shown on the About page, tested without a browser.
+- ``exports``: the report as CSV, JSON, a DICOM SR and a secondary capture.
 - ``history``: every analysis in one SQLite file.
 - ``pages``: the Streamlit pages (run by ``python -m ichlib app``); they only lay out what the service returns.
 - ``browser``: serves the app and walks it in headless Chromium (the end-to-end test, the chapter's screenshots).
@@ -20,10 +21,10 @@ LOCALHOST = "127.0.0.1"
 
 def app_command(streamlit_args: list[str]) -> list[str]:
     """The command that serves the reader app: on this machine only (127.0.0.1: its history holds patient IDs
-    and it has no login), offline, no usage statistics, the upload limit of ``service.MAX_TOTAL_MB``. Options
+    and it has no login), offline, no usage statistics, the upload limit of ``upload.MAX_TOTAL_MB``. Options
     given after ``app`` (Streamlit's own, e.g. ``--server.port 8600``, or ``--server.address 0.0.0.0`` to serve
     other machines, deliberately) win."""
-    from .service import MAX_TOTAL_MB
+    from .upload import MAX_TOTAL_MB
 
     defaults = {"--server.address": LOCALHOST, "--server.headless": "true", "--browser.gatherUsageStats": "false",
                 "--server.maxUploadSize": str(MAX_TOTAL_MB), "--client.toolbarMode": "viewer",

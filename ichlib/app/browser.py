@@ -1,14 +1,13 @@
 """The reader app in a real headless browser: serve it on localhost, walk through it, take screenshots.
 
-Used by the end-to-end test and by the app chapter (whose screenshots it takes). Needs Chromium and its
-driver (Debian: ``apt-get install chromium chromium-driver``) and the ``selenium`` package.
+Used by the end-to-end test and by the app chapter (whose screenshots it takes); the browser itself is
+``ichlib.chromium``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,16 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
-DRIVER = "chromedriver"
-
-
-def chromium() -> tuple[str, str] | None:
-    """(browser, driver) paths, or None where either is missing."""
-    browser = next((shutil.which(name) for name in CHROMIUM if shutil.which(name)), None)
-    driver = shutil.which(DRIVER)
-    return (browser, driver) if browser and driver else None
-
+from ichlib.chromium import driver
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,22 +54,6 @@ def serve(data_root: str | Path, port: int | None = None, timeout: float = 90):
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def driver(width: int = 1400, height: int = 2000):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    browser, driver = chromium() or (None, None)
-    if browser is None:
-        raise RuntimeError("Chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--window-size={width},{height}"):
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(driver))
 
 
 def walkthrough(url: str, out_dir: str | Path, timeout: float = 120) -> dict[str, Path]:

@@ -19,10 +19,11 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 from ichlib import figures, store  # noqa: E402
-from ichlib.app import exports, service  # noqa: E402
+from ichlib.app import exports, service, upload  # noqa: E402
 from ichlib.app.history import History  # noqa: E402
 from ichlib.preprocess import PRESETS, window  # noqa: E402
-from ichlib.rsna import ANY, LABELS, read_hu  # noqa: E402
+from ichlib.labels import ANY, LABELS  # noqa: E402
+from ichlib.rsna import read_hu  # noqa: E402
 
 PAGES = ("Start", "Analysis", "History", "About")
 ROOT = store.data_root()
@@ -48,28 +49,28 @@ def _local_studies() -> dict[str, pd.DataFrame]:
     return found
 
 
-def _analyse(series: service.Series, folders: list[str]) -> None:
+def _analyse(series: upload.Series, folders: list[str]) -> None:
     read = service.analyse_series if st.session_state.get("whole_series") else service.analyse
     try:
         with st.spinner(f"Analysing {len(series.slices)} slices with {len(folders)} model(s)..."):
             report = read(series, folders)
-    except service.InputError as exc:
-        service.discard(series)
-        st.error(service.literal(str(exc)))
+    except upload.InputError as exc:
+        upload.discard(series)
+        st.error(upload.literal(str(exc)))
         return
-    service.discard(st.session_state.get("series"))  # the previous upload is no longer shown: its files go
+    upload.discard(st.session_state.get("series"))  # the previous upload is no longer shown: its files go
     try:
         report_id = _history().add(report)
     except Exception as exc:  # a corrupt or read-only History file must not lose the analysis just made
         report_id = None
-        st.session_state["history_problem"] = service.page_error("History", exc)
+        st.session_state["history_problem"] = upload.page_error("History", exc)
     st.session_state.update(series=series, report=report, folders=folders, report_id=report_id, goto="Analysis")
     st.rerun()
 
 
 def start_page() -> None:
     st.header("Start")
-    service.purge_uploads(APP_DIR / "uploads")
+    upload.purge_uploads(APP_DIR / "uploads")
     runs = _runs()
     if runs.empty:
         st.warning("No trained model yet: build the book first (`make book`), which trains them.")
@@ -88,9 +89,9 @@ def start_page() -> None:
         files = st.file_uploader("The DICOM files of one CT series", accept_multiple_files=True, key="upload")
         if st.button("Analyse the upload", disabled=not files or not folders, key="analyse_upload"):
             try:
-                series = service.receive([(f.name, f.getvalue()) for f in files], APP_DIR / "uploads")
-            except service.InputError as exc:
-                st.error(service.literal(str(exc)))
+                series = upload.receive([(f.name, f.getvalue()) for f in files], APP_DIR / "uploads")
+            except upload.InputError as exc:
+                st.error(upload.literal(str(exc)))
                 return
             _analyse(series, folders)
     with right:
@@ -106,9 +107,9 @@ def start_page() -> None:
                              format_func=lambda s: f"{s} ({counts[s]} slices)")
         if st.button("Analyse the study", disabled=not folders, key="analyse_study"):
             try:
-                series = service.cohort_series(index, study)
-            except service.InputError as exc:
-                st.error(service.literal(str(exc)))
+                series = upload.cohort_series(index, study)
+            except upload.InputError as exc:
+                st.error(upload.literal(str(exc)))
                 return
             _analyse(series, folders)
 
@@ -125,8 +126,8 @@ def analysis_page() -> None:
     st.caption(f"{len(report.ids)} slices, {len(report.models)} model(s), analysed in {report.seconds:.1f} s. "
                f"Research software trained on {service.trained_on(folders)}: not for diagnosis.")
     for name, reason in series.rejected:
-        st.warning(f"Left out {service.literal(name)}: {service.literal(reason)}")
-    st.table(pd.DataFrame({"value": {k: service.literal(v) for k, v in report.details.items()}}).rename_axis("detail"))
+        st.warning(f"Left out {upload.literal(name)}: {upload.literal(reason)}")
+    st.table(pd.DataFrame({"value": {k: upload.literal(v) for k, v in report.details.items()}}).rename_axis("detail"))
     study = pd.DataFrame({"probability": report.study_probs, "study threshold": report.study_cutoffs,
                           "slices at or above it": report.study_slices, "positive": report.study_flagged})
     st.caption("A study is decided with thresholds chosen on the models' validation studies (its highest slice "
@@ -153,7 +154,7 @@ def analysis_page() -> None:
     heat = None
     if show_cam:
         heat = service.slice_heatmap(series, folders, position, label, hu.shape)  # through the crop box
-        figures.overlay(ax, image, heat, title=f"{service.plot_text(report.ids[position])}: p({label}) = "
+        figures.overlay(ax, image, heat, title=f"{upload.plot_text(report.ids[position])}: p({label}) = "
                         f"{report.probs[position, LABELS.index(label)]:.3f}", alpha=opacity)
     else:
         ax.imshow(image, cmap="gray")
@@ -186,7 +187,7 @@ def _downloads(series, report, folders, position, image, heat, opacity) -> None:
             columns[3].download_button("This overlay (DICOM)", exports.dicom_bytes(capture),
                                        f"{name}-slice{position + 1}.dcm", "application/dicom", key="download_sc")
     except Exception as exc:  # the CSV and JSON stay available when a header cannot make a DICOM object
-        st.warning(service.page_error("DICOM export", exc))
+        st.warning(upload.page_error("DICOM export", exc))
 
 
 def history_page() -> None:
@@ -245,7 +246,7 @@ def about_page() -> None:
 
 
 def main() -> None:
-    service.quiet_pydicom()
+    upload.quiet_pydicom()
     st.set_page_config(page_title="ichbook reader", layout="wide")
     if "goto" in st.session_state:
         st.session_state["page"] = st.session_state.pop("goto")
@@ -255,7 +256,7 @@ def main() -> None:
     try:
         show()
     except Exception as exc:  # one boundary per page (Streamlit's own reruns and stops are not Exceptions)
-        st.error(service.page_error(page, exc))
+        st.error(upload.page_error(page, exc))
 
 
 main()

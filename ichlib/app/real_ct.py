@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..labels import LABELS
 from ..rsna import read_hu
-from . import service
+from . import service, upload
 
 FILES = {"693_J2KI.dcm": "pydicom", "693_UNCR.dcm": "pydicom-data", "693_J2KR.dcm": "pydicom-data"}
 
@@ -75,7 +75,7 @@ def read_out(paths: dict[str, Path], runs: pd.DataFrame, upload_dir: str | Path)
     for name, path in paths.items():
         if name == "693_J2KR.dcm" and "693_UNCR.dcm" in paths:
             continue  # lossless: the same pixels as the uncompressed copy (a test checks), the same answers
-        series = service.receive([(name, path.read_bytes())], upload_dir)
+        series = upload.receive([(name, path.read_bytes())], upload_dir)
         try:
             for run in runs.itertuples():
                 report = service.analyse(series, [run.folder])
@@ -84,5 +84,5 @@ def read_out(paths: dict[str, Path], runs: pd.DataFrame, upload_dir: str | Path)
                              **{f"p({label})": report.probs[0, j] for j, label in enumerate(LABELS)},
                              "flagged": ", ".join(label for label in LABELS if flagged[label]) or "none"})
         finally:
-            service.discard(series)
+            upload.discard(series)
     return pd.DataFrame(rows).set_index(["file", "model"])
