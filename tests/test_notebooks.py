@@ -48,3 +48,25 @@ def test_chapters_that_read_the_trained_runs_declare_the_same_training_parameter
         params = notebook_parameters(path)
         assert set(TRAINING) <= set(params), f"{path.name} lacks {set(TRAINING) - set(params)}"
         assert {k: params[k] for k in TRAINING} == {k: first[k] for k in TRAINING}, path.name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_ichlib_name_a_chapter_calls_exists(path):
+    """``module.name`` in a chapter, for each ``ichlib`` module it imports, names something that module has: a
+    function moved or renamed in the package fails here in seconds, not half-way through a book build."""
+    import importlib
+
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    tree = ast.parse("\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    modules = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ichlib"):
+            for alias in node.names:
+                try:
+                    modules[alias.asname or alias.name] = importlib.import_module(f"{node.module}.{alias.name}")
+                except ModuleNotFoundError:  # a function or constant, not a module
+                    continue
+    missing = sorted({f"{node.value.id}.{node.attr}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                      and node.value.id in modules and not hasattr(modules[node.value.id], node.attr)})
+    assert modules and not missing, missing
