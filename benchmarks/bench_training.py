@@ -58,7 +58,8 @@ def main() -> None:
     configure()
     import keras
 
-    from ichlib.book import load_profiles, project_root
+    from ichlib.book import project_root
+    from ichlib.parameters import load_profiles
     from ichlib.losses import RSNALogLoss, WeightedBCE
     from ichlib.machine import cpu_facts
     from ichlib.models import build_model, training_flops

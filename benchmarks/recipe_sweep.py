@@ -58,7 +58,8 @@ RECIPES = {
 
 def profile_recipe(name: str) -> dict:
     """The recipe of a profile in profiles.yml (so "cpu" here is always what the book trains)."""
-    from ichlib.book import load_profiles, project_root
+    from ichlib.book import project_root
+    from ichlib.parameters import load_profiles
 
     profile = load_profiles(project_root() / "profiles.yml")[name]
     return {k: profile[k] for k in ("learning_rate", "bn_momentum", "positive_fraction", "lr_schedule")}
@@ -157,7 +158,8 @@ def book_sweep(args) -> None:
     configure()
     from ichlib import store
     from ichlib.level import slice_levels
-    from ichlib.book import load_profiles, project_root
+    from ichlib.book import project_root
+    from ichlib.parameters import load_profiles
     from ichlib.metrics import auc_or_nan, matched_auc
     from ichlib.pretrain import summaries
     from ichlib.runs import RunSpec, load_predictions

@@ -36,7 +36,8 @@ def _cohort(args: argparse.Namespace) -> int:
 
 
 def _book(args: argparse.Namespace) -> int:
-    from .book import ChapterError, ParameterError, run
+    from .book import ChapterError, run
+    from .parameters import ParameterError
 
     try:
         overrides = _overrides(args)
@@ -63,7 +64,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     0.5 -> float, true -> bool, [a, b] -> list, text -> str); ParameterError naming the file or key otherwise."""
     import yaml
 
-    from .book import ParameterError
+    from .parameters import ParameterError
 
     overrides = {}
     if args.params:

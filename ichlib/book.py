@@ -1,4 +1,4 @@
-"""The book runner: profiles, parameter checking, papermill execution in chapter order, timings, the build.
+"""The book runner: papermill execution in chapter order, timings, the build (the parameters: ``ichlib.parameters``).
 
     python -m ichlib book [--profile P] [--only CHAPTER] [-p KEY VALUE]... [--params FILE.yaml] [--no-build]
 
@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -26,15 +25,12 @@ from pathlib import Path
 
 import yaml
 
-from . import abstract, machine, runs, store
-from .labels import LABELS, SUBTYPES
+from . import abstract, machine, store
+from .parameters import (ParameterError, cpu_warning, load_profiles, notebook_parameters, parameters_note,
+                         profiles_table, resolve)
 
 KERNEL = "ichbook"
 EXECUTED = "book/chapters"
-
-
-class ParameterError(ValueError):
-    """A run parameter that no chapter declares, or of the wrong type."""
 
 
 class ChapterError(RuntimeError):
@@ -76,125 +72,6 @@ def chapters(root: Path) -> list[Chapter]:
 
     walk(toc)
     return found
-
-
-def notebook_parameters(path: Path) -> dict:
-    """Names and defaults of a notebook's ``parameters`` cell, which must hold literal assignments only."""
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ParameterError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
-    params = {}
-    for node in ast.parse(cells[0].source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise ParameterError(f"{path}, parameters cell line {node.lineno}: only 'name = literal' is allowed")
-        try:
-            params[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise ParameterError(f"{path}, parameters cell line {node.lineno}: "
-                                 f"{node.targets[0].id} is not a literal") from None
-    return params
-
-
-def load_profiles(path: Path) -> dict[str, dict]:
-    profiles = yaml.safe_load(path.read_text())
-    return {name: {k: v for k, v in values.items() if k != "description"} for name, values in profiles.items()}
-
-
-def _type_name(value) -> str:
-    return "number" if isinstance(value, float) else type(value).__name__
-
-
-def _fits(default, value) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if default is None:
-        return True
-    return isinstance(value, type(default))
-
-
-# Values no chapter could run with, refused before anything runs: name -> (test, what is allowed).
-VALUE_RULES = {
-    "studies": (lambda v: v >= 1, "at least 1"),
-    "matrix": (lambda v: v >= 32, "at least 32 (px)"),
-    "image_size": (lambda v: v >= 32, "at least 32 (px): the backbones shrink their input 32 times"),
-    "epochs": (lambda v: v >= 1, "at least 1"),
-    "batch_size": (lambda v: v >= 1, "at least 1"),
-    "patience": (lambda v: v >= 1, "at least 1"),
-    "workers": (lambda v: v >= 1, "at least 1"),
-    "epoch_images": (lambda v: v >= 0, "0 (the whole training split) or more"),
-    "learning_rate": (lambda v: v > 0, "above 0"),
-    "n_boot": (lambda v: v >= 10, "at least 10"),
-    "positive_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "bn_momentum": (lambda v: 0 < v < 1, "in (0, 1)"),
-    "test_fraction": (lambda v: 0 < v < 0.9, "in (0, 0.9)"),
-    "localisation_slices": (lambda v: v >= 0, "0 (every positive test slice) or more"),
-    "series_train_studies": (lambda v: v >= 2, "at least 2"),
-    "reseeds": (lambda v: v >= 0, "0 (no seed spread measured) or more"),
-    "sanity_slices": (lambda v: v >= 1, "at least 1"),
-    "negatives": (lambda v: v in runs.NEGATIVES, " or ".join(runs.NEGATIVES)),
-    "weights": (lambda v: v in runs.WEIGHTS, " or ".join(runs.WEIGHTS)),
-    "pretrain_images": (lambda v: v >= 0, "0 (no pretrained backbone) or more"),
-    "archs": (lambda v: len(v) > 0 and set(v) <= set(runs.ARCHS), f"a non-empty list of {', '.join(runs.ARCHS)}"),
-    "preprocessings": (lambda v: len(v) > 0 and set(v) <= set(runs.PREPROCESSINGS),
-                       f"a non-empty list of {', '.join(runs.PREPROCESSINGS)}"),
-    "variants": (lambda v: len(v) > 0 and set(v) <= set(runs.VARIANTS), f"a non-empty list of {', '.join(runs.VARIANTS)}"),
-    "label": (lambda v: v in LABELS, f"one of {', '.join(LABELS)}"),
-    "subtype": (lambda v: v in SUBTYPES, f"one of {', '.join(SUBTYPES)}"),
-    "data_dir": (lambda v: not v or (Path(v) / "stage_2_train.csv").is_file() and (Path(v) / "stage_2_train").is_dir(),
-                 "empty (the phantom) or a folder holding Kaggle's stage_2_train.csv and stage_2_train/"),
-}
-
-
-def check_value(name: str, value, origin: str) -> None:
-    """ParameterError naming the parameter, its value and where it came from, for a value no chapter can use."""
-    rule = VALUE_RULES.get(name)
-    if rule is not None and value is not None and not rule[0](value):
-        raise ParameterError(f"parameter {name} ({origin}): {value!r} is not allowed; expected {rule[1]}")
-
-
-def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrides: dict) -> dict[str, dict]:
-    """Each chapter's parameters: its defaults, overridden by the profile, overridden by the run's own values.
-
-    Args:
-        declared: chapter name -> its parameters cell (name -> default).
-        profile_name: e.g. ``"cpu"``.
-        profile: that profile's values.
-        overrides: ``-p`` and ``--params`` values.
-
-    Raises:
-        ParameterError: naming every unknown parameter, or the first value of the wrong type.
-    """
-    if "profile" in overrides:
-        raise ParameterError("profile is chosen with --profile, not as a parameter")
-    known = {name for params in declared.values() for name in params} - {"profile"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ParameterError(f"unknown parameter(s) {', '.join(unknown)}; the chapters declare: {', '.join(sorted(known))}")
-    resolved = {}
-    for chapter, defaults in declared.items():
-        params = {}
-        for name, default in defaults.items():
-            value, origin = default, "default"
-            if name == "profile":
-                value, origin = profile_name, "profile"
-            elif name in overrides:
-                value, origin = overrides[name], "-p"
-            elif name in profile:
-                value, origin = profile[name], f"profile {profile_name}"
-            if not _fits(default, value):
-                raise ParameterError(f"parameter {name} ({origin}): expected {_type_name(default)}, "
-                                     f"got {value!r} ({_type_name(value)}) in chapter {chapter}")
-            if name == "data_dir" and value:  # relative to where the book is run from, not the chapters' folder
-                value = str(Path(value).expanduser().resolve())
-            check_value(name, value, origin)
-            params[name] = value
-        resolved[chapter] = params
-    return resolved
 
 
 def ensure_kernel() -> None:
@@ -255,33 +132,6 @@ def run_chapter(chapter: Chapter, params: dict, root: Path) -> float:
     one_parameters_cell(scratch)
     scratch.replace(chapter.executed)
     return seconds
-
-
-def literal_assignments(source: str) -> dict:
-    """``name = literal`` lines of a parameters cell as {name: value} (what is not a literal is left out)."""
-    import ast
-
-    values = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-    return values
-
-
-def parameters_note(defaults: str, used: str) -> str:
-    """This build's parameters in a few lines of Markdown: only those whose value differs from the chapter's
-    defaults (the parameters cell shown above the note), each with its default beside it."""
-    before, after = literal_assignments(defaults), literal_assignments(used)
-    changed = [(name, value) for name, value in after.items() if before.get(name, object()) != value]
-    if not changed:
-        return "**This build's parameters:** the chapter's defaults, as above."
-    rows = [f"| `{name}` | `{value!r}` | {f'`{before[name]!r}`' if name in before else '(new)'} |"
-            for name, value in changed]
-    return "\n".join(["**This build's parameters** (only those that differ from the defaults above):", "",
-                      "| parameter | this build | default |", "| --- | --- | --- |", *rows])
 
 
 def one_parameters_cell(path: Path) -> None:
@@ -350,27 +200,6 @@ def build_facts(timings: dict, order: list[str]) -> dict[str, str]:
     return {"profile": " and ".join(f"`{p}`" for p in profiles) or "none yet", "time": time,
             "machine": "; ".join(machines) or "no machine yet",
             "finished": max((t["finished"] for t in ran), default="not yet")}
-
-
-def profiles_table(path: Path) -> str:
-    """The landing page's table of profiles, from their descriptions in profiles.yml (so it cannot go stale)."""
-    profiles = yaml.safe_load(path.read_text())
-    rows = ["| profile | what it runs |", "| --- | --- |"]
-    rows += [f"| `{name}` | {values.get('description', '')} |" for name, values in profiles.items()]
-    return "\n".join(rows) + "\n"
-
-
-def cpu_warning(settings: dict, gpu: bool) -> str | None:
-    """A line for a run that will take hours on this machine: images above 128 px without a GPU (the `gpu`
-    profile's 512 px on a CPU), with the cost of one training image against the `cpu` profile's 80 px."""
-    size = settings.get("image_size") or 0
-    if gpu or size <= 128:
-        return None
-    epochs = settings.get("epochs", 1)
-    return (f"warning: no GPU here, and images of {size} px cost about {(size / 80) ** 2:.0f}x the `cpu` profile's "
-            f"80 px in every step; with up to {epochs} epoch(s) over "
-            f"{'the whole training split' if not settings.get('epoch_images') else str(settings['epoch_images']) + ' images'}"
-            " per model, expect hours to days on a CPU (the `cpu` profile is sized for one).")
 
 
 def last_profile() -> str | None:

@@ -81,7 +81,7 @@ LAYERS = {
                   "monitor", "runs", "train", "pretrain", "plan", "sequence"},
     "evaluation": {"ensemble", "tables", "comparisons", "error_analysis", "localisation", "targets", "sanity",
                    "seeds", "describe"},
-    "publishing": {"book", "chapter", "abstract", "present", "figures", "reading"},
+    "publishing": {"book", "parameters", "chapter", "abstract", "present", "figures", "reading"},
     "app": {"app"},
 }
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ichlib.book import notebook_parameters
+from ichlib.parameters import notebook_parameters
 from ichlib.runs import RUN_SETTINGS
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
