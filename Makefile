@@ -47,7 +47,7 @@ app: setup
 
 # The phantom alone, where the book looks for it (make book makes it too).
 cohort: setup
-	$(PY) -m ichlib cohort --out data/phantom/studies$(STUDIES)_seed$(SEED)_matrix$(MATRIX) --studies $(STUDIES) --seed $(SEED) --matrix $(MATRIX)
+	$(PY) -m ichlib cohort --studies $(STUDIES) --seed $(SEED) --matrix $(MATRIX)
 
 bench: setup
 	$(PY) benchmarks/bench_data.py

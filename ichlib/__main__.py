@@ -23,6 +23,10 @@ def _cohort(args: argparse.Namespace) -> int:
                                       "at least 1")):
         if not ok:
             raise ValueError(f"{name} {value}: expected {allowed}")
+    if args.out is None:  # where the book looks for this cohort
+        from .store import data_root, phantom_key
+
+        args.out = str(data_root() / "phantom" / phantom_key(args.studies, args.seed, args.matrix))
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: a file is there; give a folder (new, or a cohort to resume)")
     start = time.perf_counter()
@@ -114,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     cohort = sub.add_parser("cohort", help="write a synthetic head-CT cohort in the RSNA layout")
-    cohort.add_argument("--out", required=True, help="folder to write (resumes an interrupted run)")
+    cohort.add_argument("--out", default=None, help="folder to write (resumes an interrupted run); default: where "
+                        "the book looks, data/phantom/studies<N>_seed<S>_matrix<M>_v<drawing>")
     cohort.add_argument("--studies", type=int, required=True, help="number of studies")
     cohort.add_argument("--seed", type=int, default=0, help="drives all randomness (default 0)")
     cohort.add_argument("--matrix", type=int, default=512, help="rows = columns per slice (default 512)")

@@ -3,7 +3,7 @@
 A chapter talks to the one before it only through these folders, so any chapter can be re-run alone: asking
 for a thing that exists returns it, asking with a changed parameter makes a new folder and leaves the others.
 
-    data/phantom/studies40_seed0_matrix512/      the cohort (ichlib.phantom)
+    data/phantom/studies40_seed0_matrix512_v2/   the cohort (ichlib.phantom; v: its drawing)
     data/index/<source>/                         index.csv, failures.csv (ichlib.rsna.index_dicoms)
     data/cache/<source>/three_window_128px_brain-subdural-soft/   (ichlib.cache)
     data/runs/<source>/<run>-<hash of its settings>/             (ichlib.train, laid out by ichlib.runs)
@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cache import Cache, build_cache, load_cache, windows_for
-from .phantom import make_cohort
+from .phantom import DRAWING, make_cohort
 from .preprocess import PAPER_WINDOWS
 from .rsna import index_dicoms, read_labels
 
@@ -67,6 +67,12 @@ class Source:
         return read_labels(self.labels_csv)
 
 
+def phantom_key(studies: int, seed: int, matrix: int) -> str:
+    """The folder name of a phantom cohort under ``data/phantom``, and its key for the index, caches and runs:
+    what made it, with the phantom's drawing (``ichlib.phantom.DRAWING``)."""
+    return f"studies{studies}_seed{seed}_matrix{matrix}_v{DRAWING}"
+
+
 def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 512, workers: int | None = None,
            progress: bool = True) -> Source:
     """The data a chapter works on: the real download at ``data_dir``, or the phantom cohort (made if missing)."""
@@ -80,7 +86,7 @@ def source(data_dir: str = "", studies: int = 40, seed: int = 0, matrix: int = 5
         digest = hashlib.sha1((str(folder) + contents(folder)).encode()).hexdigest()[:8]
         phantom = is_phantom_folder(folder)  # what the data is, from the data: a cohort this project wrote
         return Source(folder, f"{'phantom' if phantom else 'rsna'}-{digest}", phantom=phantom)
-    key = f"studies{studies}_seed{seed}_matrix{matrix}"
+    key = phantom_key(studies, seed, matrix)
     folder = data_root() / "phantom" / key
     if not (folder / "manifest.json").exists():
         make_cohort(folder, studies, seed=seed, matrix=matrix, workers=workers, progress=progress)

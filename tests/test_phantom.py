@@ -13,7 +13,7 @@ from scipy.ndimage import binary_dilation
 
 from ichlib.phantom import make_cohort, plan_cohort, read_mask, simulate_study
 from ichlib.phantom.anatomy import Head, render
-from ichlib.phantom.cohort import pixel_grid
+from ichlib.phantom.imaging import pixel_grid
 from ichlib.phantom.dicom import ENCODINGS, SliceInfo, decoded_hu, write_slice
 from ichlib.phantom.geometry import F32, Frame
 from ichlib.phantom.lesions import Epidural, Intraventricular, Subdural
@@ -227,7 +227,7 @@ def test_rendering_the_head_pixels_alone_draws_what_the_whole_grid_draws(seed):
     """The fast path renders only ``head_pixels``: everything outside them must be air on the whole grid too,
     and the pixels inside must come out the same as when the whole grid is rendered."""
     from ichlib.phantom.anatomy import AIR
-    from ichlib.phantom.cohort import head_pixels
+    from ichlib.phantom.imaging import head_pixels
 
     rng = np.random.default_rng(seed)
     head = Head.sample(rng)
@@ -262,3 +262,61 @@ def test_cli_refuses_a_file_as_the_cohort_folder(tmp_path):
                              "--studies", "1", "--quiet"], capture_output=True, text=True)
     assert result.returncode == 2 and "a file is there" in result.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------------------------------------------------ mimics
+def _slab(head, z, n=200):
+    """A frame of a plane at height z (mm), covering the head, and its pixels inside the inner table."""
+    side = np.linspace(-110, 110, n, dtype=np.float32)
+    x, y = np.meshgrid(side, side)
+    frame = Frame.build(x, y, np.full_like(x, F32(z)), head.axes)
+    return frame, frame.depth >= 0
+
+
+def test_venous_sinuses_lie_in_the_dura_and_take_the_heads_sinus_density():
+    from ichlib.phantom.anatomy import venous_sinuses
+
+    head = Head.sample(np.random.default_rng(3))
+    a, b, c = head.axes
+    frame, inside = _slab(head, 0.5 * c)  # above the ventricles: the superior sagittal sinus, front and back
+    found = venous_sinuses(head, frame) & inside
+    assert found.any() and (frame.depth[found] < 8 * head.sinus_size).all()
+    assert (np.abs(frame.x[found]) < 6).all()  # on the midline
+    assert found[frame.y < 0].sum() > found[frame.y > 0].sum()  # wider behind than in front
+    tissue = render(head, frame)
+    assert np.allclose(tissue.hu[found & ~tissue.bone], head.sinus_hu)
+    # at the tentorium's level the transverse sinuses run along the back of the inner table, not in front
+    frame, inside = _slab(head, -0.22 * c)
+    found = venous_sinuses(head, frame) & inside
+    assert found.any() and (frame.y[found] < -0.3 * b).all() and (np.abs(frame.x[found]) > 0.3 * a).any()
+    frame, inside = _slab(head, 0.0)
+    deep = inside & (frame.depth > 25) & (np.abs(frame.x) > 10)
+    assert not (venous_sinuses(head, frame) & deep).any()  # never inside the brain away from the midline
+
+
+def test_sinus_density_follows_the_literature_and_leaves_every_other_draw_as_it_was(monkeypatch):
+    from ichlib.phantom import anatomy
+
+    heads = [Head.sample(np.random.default_rng(seed)) for seed in range(300)]
+    hu = np.array([h.sinus_hu for h in heads])
+    assert 28 <= hu.min() and hu.max() <= 62 and 43 <= hu.mean() <= 49  # 25-54, mean 43 [6]; 52.5 [7]; <= 70 [8]
+    # the sinuses draw from their own stream: without them, the head and the next draw are the same
+    rng = np.random.default_rng(7)
+    with_sinuses, after = Head.sample(rng), rng.random()
+    monkeypatch.setattr(anatomy, "_sinuses_of", lambda rng: {})
+    rng = np.random.default_rng(7)
+    without, after_without = Head.sample(rng), rng.random()
+    assert after == after_without
+    others = [k for k in vars(without) if not k.startswith("sinus")]
+    assert len(others) > 10 and all(getattr(with_sinuses, k) == getattr(without, k) for k in others)
+
+
+def test_calcifications_are_drawn_at_the_densities_partial_volume_leaves_them():
+    from ichlib.phantom.anatomy import CHOROID_HU, FALX_PLAQUE_HU, PINEAL_HU
+
+    heads = [Head.sample(np.random.default_rng(seed)) for seed in range(200)]
+    ranges = {"pineal": PINEAL_HU, "choroid": CHOROID_HU, "falx": FALX_PLAQUE_HU}
+    sites = [(site, value) for h in heads for site, value in h.calcifications]
+    assert {site for site, _ in sites} == set(ranges)
+    assert all(ranges[site][0] <= value <= ranges[site][1] for site, value in sites)
+    assert max(value for _, value in sites) <= 250  # was up to 400: a small calcification is not that bright

@@ -16,7 +16,7 @@ def data(tmp_path, monkeypatch):
 
 def test_phantom_source_is_made_once_and_keyed(data):
     src = store.source("", studies=1, seed=0, matrix=32, workers=1, progress=False)
-    assert src.phantom and src.folder == data / "phantom" / "studies1_seed0_matrix32"
+    assert src.phantom and src.folder == data / "phantom" / "studies1_seed0_matrix32_v2"
     stamp = (src.folder / "manifest.json").stat().st_mtime_ns
     again = store.source("", studies=1, seed=0, matrix=32, workers=1, progress=False)
     assert again == src and (src.folder / "manifest.json").stat().st_mtime_ns == stamp

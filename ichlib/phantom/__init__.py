@@ -4,6 +4,7 @@
 written, ``cohort`` puts studies together. Facts behind the numbers: ``docs/phantom.md``.
 """
 
-from .cohort import Study, make_cohort, mask_path, plan_cohort, read_mask, simulate_study
+from .cohort import DRAWING, make_cohort, mask_path, plan_cohort, read_mask
+from .imaging import Study, simulate_study
 
-__all__ = ["Study", "make_cohort", "mask_path", "plan_cohort", "read_mask", "simulate_study"]
+__all__ = ["DRAWING", "Study", "make_cohort", "mask_path", "plan_cohort", "read_mask", "simulate_study"]

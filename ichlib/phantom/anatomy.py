@@ -13,6 +13,18 @@ import numpy as np
 from .geometry import F32, Frame, Push, ellipsoid, segment_distance, touches
 
 AIR, FAT, SKIN, CSF, WHITE, GREY, DEEP_GREY = -1000.0, -80.0, 35.0, 8.0, 30.0, 39.0, 34.0
+# Core densities (HU) of the physiological calcifications, drawn uniformly (docs/phantom-mimics.md).
+PINEAL_HU, CHOROID_HU, FALX_PLAQUE_HU = (70.0, 200.0), (60.0, 160.0), (80.0, 250.0)
+# The dural venous sinuses on unenhanced CT: mean 43 HU, range 25-54 over 122 patients [6]; 52.5 +- 2.9 HU in 70
+# controls [7]; none of 166 normal scans above 70 HU [8] (docs/phantom-mimics.md).
+SINUS_HU_MEAN, SINUS_HU_SD, SINUS_HU_RANGE = 46.0, 6.0, (28.0, 62.0)
+
+
+def _sinuses_of(rng: np.random.Generator) -> dict:
+    """A head's venous sinuses, from their own stream (``rng.spawn``), so that adding them left every other draw
+    of the cohort (heads, lesions, noise) as it was: a before/after comparison sees the sinuses alone."""
+    return {"sinus_hu": float(np.clip(rng.normal(SINUS_HU_MEAN, SINUS_HU_SD), *SINUS_HU_RANGE)),
+            "sinus_size": float(rng.uniform(0.8, 1.25))}
 
 
 @dataclass(frozen=True)
@@ -35,17 +47,21 @@ class Head:
     falx_hu: float                    # a dense falx is a known mimic of blood
     calcifications: tuple[tuple[str, float], ...] = field(default=())  # (site, HU) of mimics present
     beam_hardening: float = 10.0      # HU of the dark band between the petrous bones
+    sinus_hu: float = 45.0            # the dural venous sinuses: flowing blood, as dense as a thin bleed
+    sinus_size: float = 1.0           # their calibre, relative to the typical adult's
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Head":
         a, b, c = rng.uniform(70, 78), rng.uniform(88, 98), rng.uniform(76, 86)
         sites = []
+        # The core density of each calcification; partial volume and blur bring a small one's brightest pixel
+        # down to about 60-150 HU on a 5 mm slice (docs/phantom-mimics.md: 67 HU median, 50-110 IQR [4]).
         if rng.random() < 0.6:
-            sites.append(("pineal", rng.uniform(150, 350)))
+            sites.append(("pineal", rng.uniform(*PINEAL_HU)))
         if rng.random() < 0.5:
-            sites.append(("choroid", rng.uniform(100, 250)))
+            sites.append(("choroid", rng.uniform(*CHOROID_HU)))
         if rng.random() < 0.25:
-            sites.append(("falx", rng.uniform(150, 400)))
+            sites.append(("falx", rng.uniform(*FALX_PLAQUE_HU)))
         return cls(
             axes=(a, b, c),
             skull=rng.uniform(5.5, 8.0),
@@ -65,6 +81,7 @@ class Head:
             falx_hu=rng.uniform(45, 70) if rng.random() < 0.8 else rng.uniform(75, 95),
             calcifications=tuple(sites),
             beam_hardening=rng.uniform(5, 20),
+            **_sinuses_of(rng.spawn(1)[0]),
         )
 
     # The stack runs from the skull base to the vertex.
@@ -234,11 +251,43 @@ def _brain(head: Head, frame: Frame, pushes: tuple[Push, ...]) -> tuple[np.ndarr
     hu[ventricles] = CSF - 3
     if fissure is not None:
         hu[fissure & (np.abs(x) < F32(0.5))] = F32(head.falx_hu)
+    hu[venous_sinuses(head, frame)] = F32(head.sinus_hu)
 
     _skull_base(head, frame, hu, brain)
     dense = hu > 300
     _calcifications(head, x, y, z, frame, hu)
     return hu, csf_space, ventricles, dense
+
+
+def venous_sinuses(head: Head, frame: Frame) -> np.ndarray:
+    """The dural venous sinuses (bool, per pixel of ``frame``, which holds only pixels inside the inner table).
+
+    Drawn where they lie, in the dura against the inner table, so they do not move with a lesion's mass effect:
+    the superior sagittal sinus, a triangle on the midline over the top of the head, larger towards the back;
+    the confluence and the transverse sinuses, along the inner table at the back of the head at the level of the
+    tentorium; the sigmoid sinuses, down from them towards the skull base; the straight sinus, a tube on the
+    midline from the confluence up and forward to the pineal region.
+    """
+    a, b, c = head.axes
+    k = F32(head.sinus_size)
+    x, y, z, depth = frame.x, frame.y, frame.z, frame.depth
+    found = np.zeros(depth.shape, bool)
+    z_t = -0.22 * c  # the tentorium's level at the back of the head, where the transverse sinuses run
+    if touches(frame, 0.45 * c, 0.7 * c):  # superior sagittal: above the skull base, front to back
+        height = k * (F32(4.0) + F32(2.0) * np.clip(-y / F32(b), 0, 1))  # mm deep; wider behind
+        half_width = F32(0.7) * (height - depth)
+        above = np.where(y > 0, z > F32(0.05 * c), z > F32(z_t))
+        found |= above & (depth < height) & (np.abs(x) < half_width)
+    if touches(frame, z_t, 0.08 * c):  # the confluence and the transverse sinuses
+        half_height = k * F32(3.5) - F32(0.5) * depth
+        found |= (y < F32(-0.35 * b)) & (depth < k * F32(5.0)) & (np.abs(z - F32(z_t)) < half_height)
+    if touches(frame, (z_t - 0.5 * c) / 2, (z_t + 0.5 * c) / 2):  # the sigmoid sinuses, from z_t down to -0.5 c
+        sigmoid = (z < F32(z_t)) & (z > F32(-0.5 * c)) & (np.abs(x) > F32(0.45 * a))
+        found |= sigmoid & (y > F32(-0.6 * b)) & (y < F32(-0.25 * b)) & (depth < k * F32(4.5))
+    if touches(frame, (z_t + 0.05 * c) / 2, (0.05 * c - z_t) / 2 + 3):  # straight sinus
+        along = segment_distance(y, z, (-b + 4.0, z_t + 3.0), (-0.35 * b, 0.05 * c))
+        found |= np.sqrt(x * x + along * along) < k * F32(2.5)
+    return found
 
 
 def _skull_base(head: Head, frame: Frame, hu: np.ndarray, brain: np.ndarray) -> None:
