@@ -90,7 +90,6 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
     from .seeds import with_spread
 
     j = LABELS.index(label)
-    score = "AUC" if strata is None else "level-matched AUC"
     rows = []
     for a, b in pairs:
         if strata is None:
@@ -98,11 +97,14 @@ def paired_auc(truth: np.ndarray, candidates: dict[str, np.ndarray], pairs, pati
         else:
             r = paired_matched(truth[:, j], candidates[a][:, j], candidates[b][:, j], np.asarray(strata), patients,
                                n, seed)
-        rows.append({"A": a, "B": b, f"{score} {label} A": r["a"], f"{score} {label} B": r["b"],
+        # the same column names with strata: a narrow table (the caption says "level-matched"; attrs["score"] too)
+        rows.append({"A": a, "B": b, f"AUC {label} A": r["a"], f"AUC {label} B": r["b"],
                      "A - B": r["difference"], "95 % CI of A - B": "undefined" if r["verdict"] == "undefined"
                      else f"{r['low']:+.3f} to {r['high']:+.3f}", "A is": with_spread(r["verdict"], r["difference"],
                                                                                      spread)})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["score"] = "AUC" if strata is None else "level-matched AUC"
+    return frame
 
 
 def verdict_text(row) -> str:

@@ -125,8 +125,8 @@ def test_paired_auc_on_the_level_matched_auc_and_against_the_seed_spread():
     plain = comparisons.paired_auc(truth, {"sees": sees, "level": level}, [("sees", "level")], patients, n=200)
     matched = comparisons.paired_auc(truth, {"sees": sees, "level": level}, [("sees", "level")], patients, n=200,
                                 strata=strata)
-    assert "level-matched AUC any B" in matched.columns and "AUC any B" in plain.columns
-    assert matched.at[0, "level-matched AUC any B"] == pytest.approx(0.5, abs=0.05)
+    assert matched.attrs["score"] == "level-matched AUC" and plain.attrs["score"] == "AUC"
+    assert matched.at[0, "AUC any B"] == pytest.approx(0.5, abs=0.05)
     assert matched.at[0, "A - B"] > plain.at[0, "A - B"]  # the level's credit is gone
     assert matched.at[0, "A is"] == "better"
     wide = comparisons.paired_auc(truth, {"sees": sees, "level": level}, [("sees", "level")], patients, n=200,
