@@ -42,9 +42,10 @@ def test_the_series_model_learns_what_only_the_neighbours_show():
     assert [len(p) for p in probs] == [len(f) for f, _ in test]
     auc = roc_auc_score(yt, np.concatenate([p[:, 0] for p in probs]))
     assert auc >= 0.85, auc
-    again = sequence.fit(train, val, seed=0, units=32, epochs=40)
+    # seeded: two short fits from one seed predict alike (a short fit: the seed's effect shows from the start)
+    first, again = (sequence.fit(train[:60], val, seed=0, units=32, epochs=3) for _ in range(2))
     np.testing.assert_allclose(np.concatenate(sequence.predict(again, [f for f, _ in test[:5]])),
-                               np.concatenate(probs[:5]), atol=1e-6)  # seeded
+                               np.concatenate(sequence.predict(first, [f for f, _ in test[:5]])), atol=1e-6)
 
 
 def test_padding_never_changes_a_series_prediction(tmp_path):
