@@ -29,16 +29,7 @@ def notebook_parameters(path: Path) -> dict:
     cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise ParameterError(f"{path}: expected one cell tagged 'parameters', found {len(cells)}")
-    params = {}
-    for node in ast.parse(cells[0].source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise ParameterError(f"{path}, parameters cell line {node.lineno}: only 'name = literal' is allowed")
-        try:
-            params[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise ParameterError(f"{path}, parameters cell line {node.lineno}: "
-                                 f"{node.targets[0].id} is not a literal") from None
-    return params
+    return literal_assignments(cells[0].source, str(path))
 
 
 def load_profiles(path: Path) -> dict[str, dict]:
@@ -140,17 +131,18 @@ def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrid
     return resolved
 
 
-def literal_assignments(source: str) -> dict:
-    """``name = literal`` lines of a parameters cell as {name: value} (what is not a literal is left out)."""
-    import ast
-
+def literal_assignments(source: str, where: str = "parameters cell") -> dict:
+    """A parameters cell's ``name = literal`` lines as {name: value}; anything else is a ParameterError naming
+    ``where`` and the line (papermill's injected cell holds literals only too)."""
     values = {}
     for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ParameterError(f"{where}, parameters cell line {node.lineno}: only 'name = literal' is allowed")
+        try:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ParameterError(f"{where}, parameters cell line {node.lineno}: "
+                                 f"{node.targets[0].id} is not a literal") from None
     return values
 
 
