@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -320,3 +321,13 @@ def test_calcifications_are_drawn_at_the_densities_partial_volume_leaves_them():
     assert {site for site, _ in sites} == set(ranges)
     assert all(ranges[site][0] <= value <= ranges[site][1] for site, value in sites)
     assert max(value for _, value in sites) <= 250  # was up to 400: a small calcification is not that bright
+
+
+def test_cli_without_out_writes_where_the_book_looks(tmp_path):
+    env = {**os.environ, "ICHBOOK_DATA": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "ichlib", "cohort", "--studies", "1", "--matrix", "48", "--quiet"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "phantom" / "studies1_seed0_matrix48_v2"  # store.phantom_key: the drawing in the name
+    assert (folder / "manifest.json").exists() and str(folder) in result.stdout
+    assert json.loads((folder / "manifest.json").read_text())["parameters"]["drawing"] == 2
