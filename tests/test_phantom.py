@@ -331,3 +331,7 @@ def test_cli_without_out_writes_where_the_book_looks(tmp_path):
     folder = tmp_path / "phantom" / "studies1_seed0_matrix48_v2"  # store.phantom_key: the drawing in the name
     assert (folder / "manifest.json").exists() and str(folder) in result.stdout
     assert json.loads((folder / "manifest.json").read_text())["parameters"]["drawing"] == 2
+    assert result.stdout.startswith("wrote ")
+    again = subprocess.run([sys.executable, "-m", "ichlib", "cohort", "--studies", "1", "--matrix", "48", "--quiet"],
+                           capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and again.stdout.startswith("found complete:"), again.stdout + again.stderr
