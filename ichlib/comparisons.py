@@ -119,6 +119,15 @@ def verdict_text(row) -> str:
     return f"{verdict}: {row['A - B']:+.3f} (95 % CI {row['95 % CI of A - B']})"
 
 
+def verdict_counts(frame: pd.DataFrame) -> str:
+    """The verdicts of :func:`paired_auc` counted in words, most frequent first: ``2 better, 1 cannot tell (the
+    interval straddles zero), 1 cannot tell (within the seed spread)``; the two reasons to withhold a verdict
+    are named apart so that they do not read as one category twice."""
+    named = {"cannot tell": "cannot tell (the interval straddles zero)"}
+    counts = frame["A is"].value_counts()
+    return ", ".join(f"{n} {named.get(v, v)}" for v, n in counts.items()) if len(counts) else "no pairs"
+
+
 def any_auc_levels(candidates: dict[str, np.ndarray], test: Predictions, index: pd.DataFrame, n: int = 1000,
                    seed: int = 0, strata: pd.Series | None = None) -> pd.DataFrame:
     """Test `any` AUC of each candidate at slice and study level (a study's score is its highest slice's), each

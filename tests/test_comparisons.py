@@ -114,6 +114,15 @@ def test_verdict_text_reads_as_a_sentence():
     assert comparisons.verdict_text({**row, "A is": "undefined"}).startswith("undefined")
 
 
+def test_verdict_counts_name_the_two_reasons_apart():
+    from ichlib.seeds import SEED_FLIPPABLE
+
+    frame = pd.DataFrame({"A is": ["better", "cannot tell", "better", SEED_FLIPPABLE]})
+    assert comparisons.verdict_counts(frame) == ("2 better, 1 cannot tell (the interval straddles zero), "
+                                                 "1 cannot tell (within the seed spread)")
+    assert comparisons.verdict_counts(frame.iloc[:0]) == "no pairs"
+
+
 def test_paired_auc_on_the_level_matched_auc_and_against_the_seed_spread():
     rng = np.random.default_rng(3)
     strata = rng.integers(0, 10, 1000)
