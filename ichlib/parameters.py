@@ -135,7 +135,11 @@ def literal_assignments(source: str, where: str = "parameters cell") -> dict:
     """A parameters cell's ``name = literal`` lines as {name: value}; anything else is a ParameterError naming
     ``where`` and the line (papermill's injected cell holds literals only too)."""
     values = {}
-    for node in ast.parse(source).body:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError as exc:  # a cell broken while editing it: named like any other bad line
+        raise ParameterError(f"{where}, parameters cell line {exc.lineno}: not valid Python ({exc.msg})") from None
+    for node in body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             raise ParameterError(f"{where}, parameters cell line {node.lineno}: only 'name = literal' is allowed")
         try:

@@ -19,6 +19,9 @@ def test_parameters_cell_must_be_literals(tmp_path):
     computed = write_notebook(tmp_path / "computed.ipynb", "n = 2 * 3 + len('x')", [])
     with pytest.raises(ParameterError, match="n is not a literal"):
         notebook_parameters(computed)
+    broken = write_notebook(tmp_path / "broken.ipynb", "a = 1\nb = ", [])
+    with pytest.raises(ParameterError, match=r"broken.ipynb, parameters cell line 2: not valid Python"):
+        notebook_parameters(broken)
 
 
 def test_resolve_layers_defaults_profile_and_overrides():
