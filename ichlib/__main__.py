@@ -29,14 +29,13 @@ def _cohort(args: argparse.Namespace) -> int:
         args.out = str(data_root() / "phantom" / phantom_key(args.studies, args.seed, args.matrix))
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: a file is there; give a folder (new, or a cohort to resume)")
-    complete = (Path(args.out) / "manifest.json").exists()  # a finished cohort: its files are checked, not redrawn
     start = time.perf_counter()
     manifest = make_cohort(args.out, args.studies, seed=args.seed, matrix=args.matrix, prevalence=args.prevalence,
-                           n_corrupt=args.corrupt, workers=args.workers, progress=not args.quiet)
+                           n_corrupt=args.corrupt, workers=args.workers, progress=not args.quiet,
+                           log=lambda line: print(f"cohort: {line}"))
     took = time.perf_counter() - start
-    done = "found complete:" if complete else "wrote"
-    print(f"{done} {manifest['n_images']} images of {manifest['n_studies']} studies "
-          f"({manifest['n_patients']} patients) to {args.out} in {took:.1f} s")
+    print(f"{manifest['n_images']} images of {manifest['n_studies']} studies ({manifest['n_patients']} patients) "
+          f"in {args.out}, {took:.1f} s")
     print("images per label:", json.dumps(manifest["label_counts"]))
     return 0
 

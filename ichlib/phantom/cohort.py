@@ -129,9 +129,7 @@ def plan_cohort(n_studies: int, seed: int, matrix: int = 512, prevalence: float 
 def _write_study(spec: dict, out: str, subslices: int) -> dict:
     """Simulate one planned study and write its slices and masks; return its record."""
     out = Path(out)
-    done = out / ".progress" / f"{spec['study']}.json"
-    if done.exists():
-        return json.loads(done.read_text())
+    done = _done_marker(out, spec)
     study = simulate_study(np.random.default_rng(spec["seed"]), tuple(spec["subtypes"]), spec["matrix"], subslices)
     n = len(study.z)
     tilt = study.head.tilt
@@ -158,9 +156,26 @@ def _write_study(spec: dict, out: str, subslices: int) -> dict:
     return record
 
 
+def _done_marker(out: Path, spec: dict) -> Path:
+    return out / ".progress" / f"{spec['study']}.json"
+
+
+def _finished(out: Path, spec: dict) -> dict | None:
+    """The record of a study written before, if its marker and every file it lists (slices, and masks of the
+    slices with blood) are on disk; None otherwise: the study is drawn again, to the same bytes."""
+    done = _done_marker(out, spec)
+    if not done.exists():
+        return None
+    record = json.loads(done.read_text())
+    paths = [out / "stage_2_train" / f"{image_id}.dcm" for image_id, *_ in record["images"]]
+    paths += [mask_path(out, image_id) for image_id, *flags in record["images"] if any(flags)]
+    return record if all(path.is_file() for path in paths) else None
+
+
 def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matrix: int = 512,
                 prevalence: float = 0.5, odd_matrix_fraction: float = 0.05, subslices: int = 5,
-                n_corrupt: int = 1, workers: int | None = None, progress: bool = True) -> dict:
+                n_corrupt: int = 1, workers: int | None = None, progress: bool = True,
+                log=None) -> dict:
     """Write a synthetic head-CT cohort in the RSNA layout.
 
     Args:
@@ -173,6 +188,7 @@ def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matri
         n_corrupt: slices written truncated, as the real download's ``ID_6431af929``: readers must skip them.
         workers: processes (default: CPU count).
         progress: show a progress bar.
+        log: called with one line saying how many studies were drawn and how many found complete (None: quiet).
 
     Returns:
         The manifest (also written to ``manifest.json``).
@@ -190,7 +206,12 @@ def make_cohort(out_dir: str | os.PathLike, n_studies: int, seed: int = 0, matri
     (out / "masks").mkdir(exist_ok=True)
 
     plan = plan_cohort(n_studies, seed, matrix, prevalence, odd_matrix_fraction)
-    records = _write_studies(plan, out, subslices, workers, progress)
+    found = {spec["study"]: _finished(out, spec) for spec in plan}  # a resumed run draws only what is missing
+    todo = [spec for spec in plan if found[spec["study"]] is None]
+    drawn = dict(zip((spec["study"] for spec in todo), _write_studies(todo, out, subslices, workers, progress)))
+    records = [found[spec["study"]] or drawn[spec["study"]] for spec in plan]
+    if log is not None:
+        log(f"{len(todo)} of {len(plan)} studies drawn, {len(plan) - len(todo)} found complete")
     images = [row for record in records for row in record["images"]]
     ids = [row[0] for row in images]
     if len(set(ids)) != len(ids):
