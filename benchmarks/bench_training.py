@@ -27,18 +27,7 @@ import time
 
 import numpy as np
 
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """The backend's own fp32 n x n matmul rate (2 n^3 FLOPs a product), best of ``repeats``."""
-    import keras
-
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32))
-    best = np.inf
-    for _ in range(repeats + 1):  # the first one warms up
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, a)))
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
+from ichlib.machine import matmul_gflops
 
 
 def main() -> None:

@@ -7,14 +7,15 @@
         --sizes 64,80 --crops 0,1 --budgets 1800 --every 1800      # the head crop and the input size
     KERAS_BACKEND=jax python benchmarks/recipe_sweep.py --studies 120 --parallel 1     # on a GPU, one at a time
     python benchmarks/recipe_sweep.py --profile cpu --run densenet121-three_window-optimised \
-        --levers "" "negatives=level_matched" "weights=pretrained pretrain_images=3600 epoch_images=900"
+        --levers "" "mask_weight=0 score_from=head" "weights=masks pretrain_images=2400" "epoch_images=2400"
                                    # the levers on the book's own cohort, split and runs (kept under data/runs)
 
 With ``--profile``, each lever is a set of ``KEY=VALUE`` changes to that profile's run settings (an empty string
-is the profile as it is); every run is trained as the book trains it (``ichlib.plan.train_runs``: the book's
-cohort, split and caches; finished runs and backbones are kept, so the book reuses what the sweep trained). One
-JSON line per lever: validation `any` AUC, plain and level-matched (each positive against the negatives of its
-own tenth of the series), test beside it, training seconds with the backbone's share, and the lever itself.
+is the profile as it is); every run is trained as the book trains it (``ichlib.levers.measure_levers``: the
+book's cohort, split and caches; finished runs and backbones are kept, so the book reuses what the sweep
+trained). One JSON line per lever: validation `any` AUC, plain and level-matched (each positive against the
+negatives of its own tenth of the series), the pointing game of the `any` Grad-CAM and of the mask head on
+``--slices`` validation bleeds, training and pretraining seconds; then the density and random pointers.
 
 The `cpu` profile can afford about 1,800 training images per model (60-100 s at 64 px on 2 cores). This script
 trains the chosen architectures under a grid of recipes (learning rate, batch-normalisation momentum, share of
@@ -136,54 +137,31 @@ def one_run(job: dict) -> list[dict]:
     return results
 
 
-def lever_settings(profile: dict, lever: str) -> dict:
-    """The profile's run settings with a lever's ``KEY=VALUE`` changes (values read as the YAML would)."""
-    import yaml
-
-    from ichlib.runs import settings_in
-
-    settings = settings_in(profile)
-    for change in lever.split():
-        key, _, value = change.partition("=")
-        if key not in settings and key not in ("negatives", "weights", "pretrain_images"):
-            raise SystemExit(f"unknown setting {key!r} in lever {lever!r}")
-        settings[key] = yaml.safe_load(value)
-    return settings
-
-
 def book_sweep(args) -> None:
-    """Each lever trained as the book trains it, scored on validation (level-matched first)."""
+    """Each lever trained as the book trains it, scored on validation (``ichlib.levers.measure_levers``: AUC,
+    level-matched AUC, pointing game of Grad-CAM and of the mask head, seconds), one JSON line a row."""
     from ichlib.backend import configure
 
     configure()
     from ichlib import store
-    from ichlib.level import slice_levels
     from ichlib.book import project_root
+    from ichlib.level import slice_levels
+    from ichlib.levers import base_spec, measure_levers
     from ichlib.parameters import load_profiles
-    from ichlib.metrics import auc_or_nan, matched_auc
-    from ichlib.pretrain import summaries
-    from ichlib.runs import RunSpec, load_predictions
-    from ichlib.plan import train_runs
+    from ichlib.runs import settings_in
 
     profile = load_profiles(project_root() / "profiles.yml")[args.profile]
-    arch, preprocessing, variant = args.run.split("-")
     src = store.source(profile["data_dir"], profile["studies"], profile["seed"], profile["matrix"],
                        workers=args.workers, progress=False)
     strata = slice_levels(store.index(src, progress=False)[0])["stratum"]
+    table = measure_levers(src, base_spec(args.run, settings_in(profile)), args.levers, profile["seed"], strata,
+                           args.slices, args.workers)
     with open(args.out, "a") as out:
-        for lever in args.levers:
-            spec = RunSpec(arch, preprocessing, variant, **lever_settings(profile, lever))
-            table = train_runs(src, [spec], profile["seed"], workers=args.workers, log=None)
-            row = {"lever": lever or "(profile)", "run": spec.name, "image_size": spec.image_size,
-                   "train s": float(table["train s"].iloc[0])}
-            backbone = summaries(src, [spec])
-            row["backbone s"] = float(backbone["train s"].sum()) if len(backbone) else 0.0
-            for split in ("val", "test"):
-                ids, truth, probs = load_predictions(table["folder"].iloc[0], split)
-                row[f"{split} AUC any"] = round(auc_or_nan(truth[:, 0], probs[:, 0]), 3)
-                row[f"{split} matched AUC any"] = round(matched_auc(truth[:, 0], probs[:, 0], strata.loc[ids]), 3)
-            print(json.dumps(row), flush=True)
-            out.write(json.dumps(row) + "\n")
+        for lever, row in table.iterrows():
+            line = json.dumps({"lever": lever, "run": args.run, **{k: (None if v != v else round(float(v), 4))
+                                                                  for k, v in row.items()}})
+            print(line, flush=True)
+            out.write(line + "\n")
 
 
 def main() -> None:
@@ -206,6 +184,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="runs at once, each in its own process")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--out", default="recipe_sweep.jsonl")
+    parser.add_argument("--slices", type=int, default=100, help="with --profile: validation bleeds for the pointing game")
     args = parser.parse_args()
     if args.profile:
         return book_sweep(args)

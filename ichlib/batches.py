@@ -67,15 +67,31 @@ def level_matched(neg: np.ndarray, neg_strata: np.ndarray, pos_strata: np.ndarra
     return np.concatenate(parts)
 
 
+def flip_pairs(images: np.ndarray, masks: np.ndarray | None, rng: np.random.Generator) -> tuple:
+    """Each image (and its mask target, when given) flipped left-right and, independently, upside down, each
+    with probability one half: the optimised variant's flips, drawn on the batch so a mask follows its image."""
+    images = images.copy()
+    masks = None if masks is None else masks.copy()
+    for k, (lr, ud) in enumerate(rng.random((len(images), 2)) < 0.5):
+        for flip, axis in ((lr, 1), (ud, 0)):
+            if flip:
+                images[k] = np.flip(images[k], axis)
+                if masks is not None:
+                    masks[k] = np.flip(masks[k], axis)
+    return images, masks
+
+
 def batches_class():
     import keras
 
     class CacheBatches(keras.utils.PyDataset):
-        """Batches of cached images and labels; reshuffled each epoch from the seed; read ahead by a thread."""
+        """Batches of cached images and labels (with ``masks``, per cache row, each batch's targets are
+        (labels, mask grid): ``ichlib.masktargets``); reshuffled each epoch from the seed; read ahead by a thread."""
 
         def __init__(self, images, labels, rows, batch_size, shuffle, seed, positive_fraction=0.0, epoch_size=0,
-                     strata=None, **kwargs):
+                     strata=None, masks=None, flips=False, **kwargs):
             super().__init__(**kwargs)
+            self.masks, self.flips = masks, flips
             self.strata = None if strata is None else np.asarray(strata)[np.asarray(rows)]  # per cache row given
             self.images, self.labels, self.rows = images, labels, np.asarray(rows)
             self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
@@ -94,7 +110,11 @@ def batches_class():
 
         def __getitem__(self, i):
             rows = np.sort(self._order[i * self.batch_size:(i + 1) * self.batch_size])  # sorted: memmap reads in order
-            return self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
+            x, y = self.images[rows].astype(np.float32), self.labels[rows].astype(np.float32)
+            m = None if self.masks is None else np.asarray(self.masks[rows], np.float32)
+            if self.flips:
+                x, m = flip_pairs(x, m, np.random.default_rng([self.seed, self.epoch, i, 17]))
+            return (x, y) if m is None else (x, (y, m))
 
         def on_epoch_end(self):
             self.epoch += 1

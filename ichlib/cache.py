@@ -51,6 +51,7 @@ class Cache:
     failures: list[tuple[str, str]]
     meta: dict
     boxes: np.ndarray | None = None  # (n, 4) top, bottom, left, right of each slice's head box, when cropped
+    folder: Path | None = None  # where it lies on disk (what is derived from it is kept beside it)
 
     def summary(self) -> dict:
         """What a reader wants to know about a cache, in one row."""
@@ -223,4 +224,4 @@ def load_cache(folder: str | os.PathLike) -> Cache:
     images = (np.memmap(folder / "images.u8", mode="r", dtype=np.uint8, shape=(len(ids), size, size, 3))
               if ids else np.zeros((0, size, size, 3), np.uint8))
     boxes = np.load(folder / "boxes.npy") if (folder / "boxes.npy").exists() else None
-    return Cache(images, ids, labels, failures, meta, boxes)
+    return Cache(images, ids, labels, failures, meta, boxes, folder)

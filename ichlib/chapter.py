@@ -50,6 +50,7 @@ def trained(params: dict) -> Trained:
     labels = src.labels()
     split = split_by_patient(index, seed, labels, split_fractions(params["test_fraction"]))
     specs = plan.plan_runs(params["archs"], params["preprocessings"], params["variants"], **settings_in(params))
-    runs = plan.train_runs(src, specs, seed, workers=workers, log=None)
+    phantom = plan.phantom_for(src, specs, params["studies"], seed, params["matrix"], workers)
+    runs = plan.train_runs(src, specs, seed, workers=workers, log=None, phantom=phantom)
     return Trained(src, present.data_kind(src), index, labels, split, specs, runs, tables.load(runs, "val"),
                    tables.load(runs, "test"))

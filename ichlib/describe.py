@@ -12,7 +12,7 @@ from .cache import head_or_whole
 from .paper import TABLE1_IMAGES
 from .phantom import read_mask
 from .density import BRIGHT
-from .preprocess import PRESETS, crop_to, window
+from .preprocess import PRESETS, window
 from .labels import LABELS, SUBTYPES
 from .rsna import read_hu
 from .store import Source
@@ -152,18 +152,10 @@ def gradcam_pair(src: Source, labels: pd.DataFrame, candidates, subtype: str = "
 
 
 def masks_of(src: Source, ids, cache=None) -> dict[str, dict[str, np.ndarray]]:
-    """The true masks of each slice (``{subtype: bool array}``); empty for real data, which has none.
+    """The true masks of each slice in the frame the network saw (``ichlib.masktargets.frame_masks``)."""
+    from .masktargets import frame_masks
 
-    With a ``cache`` whose slices were cut to the head's box, each mask is cut to the same box: the frame the
-    network saw, so that sizes at the input and heatmap scores line up with the image.
-    """
-    if not src.phantom:
-        return {}
-    masks = {i: read_mask(src.folder, i) for i in ids}
-    if cache is None or cache.boxes is None:
-        return masks
-    boxes = {i: tuple(int(v) for v in cache.boxes[cache.row(i)]) for i in ids}
-    return {i: {k: crop_to(m, boxes[i], fill=False) for k, m in parts.items()} for i, parts in masks.items()}
+    return frame_masks(src, ids, cache)
 
 
 def head_boxes(index: pd.DataFrame, ids) -> dict[str, tuple[int, int, int, int]]:

@@ -9,6 +9,11 @@ The layer defaults to the last block whose map has at least 8 x 8 cells (:func:`
 convolutional block (``ichlib.models.LAST_CONV``, :func:`last_conv_layer`) has stride 32, so at 128 px its map
 is 4 x 4 cells and at 64 px 2 x 2, too coarse to point at a bleed. Works under PyTorch (``torch.autograd.grad``),
 TensorFlow (``tf.function`` and a gradient tape) and JAX (``jax.jit`` and ``jax.grad``).
+
+HiResCAM (Draelos and Carin, 2020) is one argument away (``method="hirescam"``): it multiplies the activations by
+the gradient position by position before summing over channels, instead of averaging the gradient over the
+positions first. Grad-CAM's average can light a place whose activation is high but whose gradient there is nil;
+HiResCAM's map is, for a head of pooling and one dense layer, exactly what each position added to the score.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from .labels import LABELS
 from .store import Source, run_cache
 
 OUTPUT_LAYER = "labels"  # the sigmoid output layer of ichlib.models; its kernel and bias give the logits
+METHODS = ("gradcam", "hirescam")
+_NOT_EXPLAINED = ("score",)  # ichlib.models' output layer: it only passes the head's labels on
+MASK_PREFIX = "mask_"  # ichlib.models' mask head: a map of its own, not the backbone's features
 
 
 def label_index(label: int | str) -> int:
@@ -39,7 +47,7 @@ def label_index(label: int | str) -> int:
 def last_conv_layer(model: keras.Model) -> str:
     """The name of the last layer with a 4-D (batch, rows, cols, channels) output: the last convolutional block."""
     for layer in reversed(model.layers):
-        if layer.name == OUTPUT_LAYER:
+        if layer.name in (OUTPUT_LAYER, *_NOT_EXPLAINED) or layer.name.startswith(MASK_PREFIX):
             continue
         shape = getattr(layer, "output", None)
         if shape is not None and len(layer.output.shape) == 4 and not isinstance(layer, keras.layers.InputLayer):
@@ -70,7 +78,8 @@ def default_layer(model: keras.Model, min_cells: int = MIN_CELLS) -> str:
     with the largest map is used. The last block (:func:`last_conv_layer`) stays one argument away.
     """
     spatial = [layer for layer in model.layers
-               if not isinstance(layer, _NOT_FEATURES) and layer.name != OUTPUT_LAYER and _is_map(layer)]
+               if not isinstance(layer, _NOT_FEATURES) and layer.name != OUTPUT_LAYER
+               and not layer.name.startswith(MASK_PREFIX) and _is_map(layer)]
     if not spatial:
         raise ValueError(f"model {model.name!r} has no layer with a spatial output")
     large = [layer for layer in spatial if min(layer.output.shape[1:3]) >= min_cells]
@@ -80,12 +89,13 @@ def default_layer(model: keras.Model, min_cells: int = MIN_CELLS) -> str:
     return (blocks or large)[-1].name
 
 
-def _cam(a, g, size):
+def _cam(a, g, size, hires: bool = False):
     """Grad-CAM from a block's activations ``a`` and the gradient ``g`` of the label's logit with respect to them
-    (both batch x rows x columns x channels): channel weights, their positive weighted sum, enlarged, scaled."""
+    (both batch x rows x columns x channels): channel weights, their positive weighted sum, enlarged, scaled.
+    ``hires``: HiResCAM, the gradient kept per position (no mean over the positions)."""
     ops = keras.ops
     a, g = ops.cast(a, "float32"), ops.cast(g, "float32")
-    weights = ops.mean(g, axis=(1, 2), keepdims=True)
+    weights = g if hires else ops.mean(g, axis=(1, 2), keepdims=True)
     cam = ops.relu(ops.sum(a * weights, axis=-1, keepdims=True))
     cam = ops.image.resize(cam, size, interpolation="bilinear")[..., 0]
     top = ops.max(cam, axis=(1, 2), keepdims=True)
@@ -99,8 +109,9 @@ def _score(h, kernel, bias, j):
     return ops.sum(logits * ops.one_hot(j, len(LABELS)))
 
 
-def _build(model: keras.Model, layer: str):
-    """A compiled function (images, label index) -> heatmaps, for one model and layer."""
+def _build(model: keras.Model, layer: str, method: str = "gradcam"):
+    """A compiled function (images, label index) -> heatmaps, for one model, layer and method."""
+    hires = method == "hirescam"
     conv = model.get_layer(layer).output
     features = keras.Model(model.input, conv, name=f"{model.name}_features")
     head = keras.Model(conv, model.get_layer(OUTPUT_LAYER).input, name=f"{model.name}_head")
@@ -118,7 +129,7 @@ def _build(model: keras.Model, layer: str):
             with tf.GradientTape() as tape:
                 tape.watch(a)
                 score = _score(head(a, training=False), dense.kernel.value, dense.bias.value, j)
-            return _cam(a, tape.gradient(score, a), size)
+            return _cam(a, tape.gradient(score, a), size, hires)
 
         return lambda x, j: run(x, tf.constant(j, tf.int32))
     if backend == "jax":
@@ -135,7 +146,7 @@ def _build(model: keras.Model, layer: str):
                 h, _ = head.stateless_call(*h_vars, a, training=False)
                 return _score(h, kernel, bias, j)
 
-            return _cam(a, jax.grad(score)(a), size)
+            return _cam(a, jax.grad(score)(a), size, hires)
 
         return lambda x, j: run(x, j, f_vars, h_vars, dense.kernel.value, dense.bias.value)
     if backend == "torch":
@@ -148,7 +159,7 @@ def _build(model: keras.Model, layer: str):
             with torch.enable_grad():
                 score = _score(head(a, training=False), dense.kernel.value, dense.bias.value, j)
                 (g,) = torch.autograd.grad(score, a)
-            return keras.ops.convert_to_numpy(_cam(a.detach(), g, size))
+            return keras.ops.convert_to_numpy(_cam(a.detach(), g, size, hires))
 
         return run
     raise NotImplementedError(f"Grad-CAM is written for the torch, tensorflow and jax backends, not {backend!r}")
@@ -163,8 +174,10 @@ class GradCAM:
         coarse = explain(images, "subdural", layer=last_conv_layer(model))
     """
 
-    def __init__(self, model: keras.Model, compiled: dict | None = None):
-        self.model = model
+    def __init__(self, model: keras.Model, compiled: dict | None = None, method: str = "gradcam"):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        self.model, self.method = model, method
         # layer name -> the compiled (images, label index) -> heatmaps; ``compiled`` lets :func:`gradcam` keep them
         self._compiled: dict[str, object] = {} if compiled is None else compiled
 
@@ -180,12 +193,13 @@ class GradCAM:
         """
         j = label_index(label)
         layer = layer or default_layer(self.model)
-        if layer not in self._compiled:
-            self._compiled[layer] = _build(self.model, layer)
+        key = layer if self.method == "gradcam" else (layer, self.method)
+        if key not in self._compiled:
+            self._compiled[key] = _build(self.model, layer, self.method)
         x = np.asarray(images, np.float32)
         if x.ndim != 4:
             raise ValueError(f"images must be (n, rows, cols, channels), got shape {x.shape}")
-        out = [np.asarray(self._compiled[layer](x[i:i + batch_size], j)) for i in range(0, len(x), batch_size)]
+        out = [np.asarray(self._compiled[key](x[i:i + batch_size], j)) for i in range(0, len(x), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, *x.shape[1:3]), np.float32)
 
 
@@ -194,24 +208,24 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def gradcam(model: keras.Model, images: np.ndarray, label: int | str, layer: str | None = None,
-            batch_size: int = 32) -> np.ndarray:
+            batch_size: int = 32, method: str = "gradcam") -> np.ndarray:
     """Heatmaps in [0, 1] at the input size, one per image: (n, rows, cols) float32, by a :class:`GradCAM` of
     ``model`` (its compiled functions made on the first call and kept as long as the model lives). ``model``: an
     ``ichlib.models.build_model`` model, or any with a sigmoid Dense output named "labels"; the other arguments
     as :class:`GradCAM` takes them."""
     compiled = _COMPILED.setdefault(model, {})
-    return GradCAM(model, compiled)(images, label, layer, batch_size)
+    return GradCAM(model, compiled, method)(images, label, layer, batch_size)
 
 
 # ------------------------------------------------------------------- the book's heatmaps, read from caches
 def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
-             workers: int | None = None, layer=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+             workers: int | None = None, layer=None, method: str = "gradcam") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Grad-CAM of ``label`` on the slices ``ids``, for each run in ``specs`` (``models``: run name -> model).
 
     Each run reads the slices from its own preprocessed cache. Returns ``{run name: (images, heatmaps)}``, both
     (len(ids), size, size): the images as the brain-window channel, for drawing under the heatmaps. ``layer``:
     the layer to explain (None: :func:`default_layer`), or a function of the model that names it, e.g.
-    :func:`last_conv_layer`.
+    :func:`last_conv_layer`. ``method``: ``"gradcam"`` or ``"hirescam"``.
     """
     out = {}
     for spec in specs:
@@ -219,7 +233,8 @@ def heatmaps(src: Source, specs, models: dict, ids, label: int | str = "any",
         images = np.stack([data.image(i) for i in ids])
         model = models[spec.name]
         chosen = layer(model) if callable(layer) else layer
-        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(model, images, label, layer=chosen))
+        out[spec.name] = (images[..., BRAIN_CHANNEL[spec.preprocessing]], gradcam(model, images, label, layer=chosen,
+                                                                                  method=method))
     return out
 
 

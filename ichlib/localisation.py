@@ -14,15 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy.ndimage import binary_dilation
 from sklearn.metrics import roc_auc_score
 
-
-def mask_to(mask: np.ndarray, size: int) -> np.ndarray:
-    """A full-resolution bool mask at ``size`` x ``size``: a pixel is in where any part of its area is."""
-    coverage = Image.fromarray(mask.astype(np.float32)).resize((size, size), Image.Resampling.BOX)
-    return np.asarray(coverage) > 0
+from .masktargets import mask_to  # noqa: F401  (a mask at a heatmap's size: the chapters call it from here)
 
 
 def pointing_game(heatmap: np.ndarray, mask: np.ndarray, tolerance: int = 1) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
 CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
@@ -42,3 +43,18 @@ def machine_line(facts: dict | None = None) -> str:
     capped = f"; capped at {sorted(set(v.upper() for v in caps.values()))[0]}" if caps else ""
     return f"{facts.get('cores', '?')}-core {facts.get('cpu', facts.get('machine', '?'))} " \
            f"({facts.get('machine', '?')}; {flags}{capped})"
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The Keras backend's own fp32 n x n matmul rate in GFLOP/s (2 n^3 FLOPs a product), best of ``repeats``:
+    the yardstick a training step's rate is read against (its ``peak_fraction``), measured in the same run."""
+    import keras
+    import numpy as np
+
+    a = keras.ops.convert_to_tensor(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    best = np.inf
+    for _ in range(repeats + 1):  # the first one warms up
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, a)))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9

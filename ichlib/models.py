@@ -31,6 +31,13 @@ ARCHITECTURES = {
 }
 # The last convolutional block's output of each backbone: where Grad-CAM looks.
 LAST_CONV = {"efficientnetb2": "top_activation", "resnet50": "conv5_block3_out", "densenet121": "relu"}
+# The end of each backbone's stride-8 stage: where the mask head reads (10 x 10 cells at 80 px). Deeper maps are
+# too coarse for a bleed a few pixels wide; shallower ones have seen too little of the slice to tell blood from bone.
+MASK_FROM = {"efficientnetb2": "block3c_add", "resnet50": "conv3_block4_out", "densenet121": "conv3_block12_concat"}
+MASK_STRIDE = 8
+MASK_LOGITS = "mask_logits"  # the mask head's output: one logit per cell that the cell holds blood
+SCORE_LAYER = "score"  # the model's output: the head's six probabilities, `any` read from the mask where asked
+SCORES_FROM = ("head", "mask")
 PAPER_PARAMETERS = TABLE3_PARAMETERS  # the paper's Table 3, quoted in ichlib.paper
 FEATURE_LAYER = "head_pool"  # the pooled embedding: what a series model reads of each slice (ichlib.sequence)
 
@@ -51,8 +58,37 @@ def _input_scaling(arch: str) -> keras.layers.Layer | None:
     return None  # EfficientNet rescales and normalises inside
 
 
+@keras.saving.register_keras_serializable(package="ichlib")
+class Score(keras.layers.Layer):
+    """The model's six probabilities from its head's and, where it has one, its mask head's outputs.
+
+    ``from_mask=False``: the head's probabilities as they are (the mask logits only ride along, so that the mask
+    head is part of the saved model). ``from_mask=True``: `any` is the sigmoid of the largest mask logit, the
+    cell the network finds most likely to hold blood (segmentation for classification); the subtypes stay the
+    head's.
+    """
+
+    def __init__(self, from_mask: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.from_mask = bool(from_mask)
+
+    def call(self, labels, mask_logits):
+        if not self.from_mask:
+            return labels
+        top = keras.ops.max(keras.ops.reshape(keras.ops.cast(mask_logits, "float32"),
+                                              (keras.ops.shape(mask_logits)[0], -1)), axis=1, keepdims=True)
+        return keras.ops.concatenate([keras.ops.sigmoid(top), keras.ops.cast(labels, "float32")[:, 1:]], axis=1)
+
+    def compute_output_shape(self, labels_shape, mask_logits_shape):
+        return labels_shape
+
+    def get_config(self):
+        return {**super().get_config(), "from_mask": self.from_mask}
+
+
 def build_model(arch: str, image_size: int, weights: str | None = None, dropout: float = 0.125, dense: int = 128,
-                flips: bool = False, seed: int = 0, bn_momentum: float | None = None) -> keras.Model:
+                flips: bool = False, seed: int = 0, bn_momentum: float | None = None, mask_head: bool = False,
+                score_from: str = "head") -> keras.Model:
     """One of the paper's models.
 
     Args:
@@ -66,6 +102,11 @@ def build_model(arch: str, image_size: int, weights: str | None = None, dropout:
         bn_momentum: momentum of every batch-normalisation layer's running statistics (None: Keras' 0.99).
             From scratch and for a few hundred steps, 0.99 leaves the statistics used at inference far from
             the trained ones; 0.9 follows them.
+        mask_head: add a light head on the stride-8 map (``MASK_FROM``: batch norm, ReLU, a 1 x 1 convolution)
+            whose logits say, per cell, whether it holds blood; trained where the data has masks
+            (:func:`training_model`), read as a pointer or as the score.
+        score_from: ``"head"`` (the paper's head gives all six labels) or ``"mask"`` (`any` from the mask
+            head's largest logit; needs ``mask_head``).
 
     Raises:
         ValueError: an unknown architecture.
@@ -94,12 +135,53 @@ def build_model(arch: str, image_size: int, weights: str | None = None, dropout:
         for layer in backbone.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = bn_momentum
+    if score_from not in SCORES_FROM or (score_from == "mask" and not mask_head):
+        raise ValueError(f"score_from {score_from!r}: expected one of {SCORES_FROM}, 'mask' with mask_head=True")
     x = keras.layers.GlobalAveragePooling2D(name="head_pool")(backbone.output)
     x = keras.layers.Dropout(dropout, seed=seed, name="head_dropout")(x)
     x = keras.layers.Dense(dense, activation="relu", name="head_dense")(x)
     # float32 output even under mixed precision, so the loss and probabilities stay exact
     outputs = keras.layers.Dense(len(LABELS), activation="sigmoid", dtype="float32", name="labels")(x)
+    if mask_head:
+        outputs = Score(score_from == "mask", name=SCORE_LAYER)(outputs, _mask_head(backbone, arch, bn_momentum))
     return keras.Model(inputs, outputs, name=arch)
+
+
+def _mask_head(backbone: keras.Model, arch: str, bn_momentum: float | None):
+    """The mask head's logits on the backbone's stride-8 map: batch norm, ReLU, a 1 x 1 convolution."""
+    m = backbone.get_layer(MASK_FROM[arch]).output
+    m = keras.layers.BatchNormalization(momentum=bn_momentum or 0.99, name="mask_bn")(m)
+    m = keras.layers.Activation("relu", name="mask_relu")(m)
+    # a negative bias: blood fills few cells, so the head starts near the prior instead of at one half
+    return keras.layers.Conv2D(1, 1, dtype="float32", bias_initializer=keras.initializers.Constant(-3.0),
+                               name=MASK_LOGITS)(m)
+
+
+def has_mask_head(model: keras.Model) -> bool:
+    return any(layer.name == MASK_LOGITS for layer in model.layers)
+
+
+def training_model(model: keras.Model) -> keras.Model:
+    """The model to fit: the model itself, or, with a mask head, the same layers with two outputs (the
+    classifier head's six probabilities, the mask logits), so a mask loss can be added to the labels' loss.
+
+    The labels' loss is always the classifier head's, whichever way the model reads `any` (``score_from``):
+    the mask head learns from the masks alone, so reading `any` from it changes the reading, not the training
+    (a loss on its largest cell would push one cell per slice, where the masks teach every cell)."""
+    if not has_mask_head(model):
+        return model
+    return keras.Model(model.inputs, [model.get_layer("labels").output, model.get_layer(MASK_LOGITS).output],
+                       name=f"{model.name}_with_mask")
+
+
+def mask_cells(model: keras.Model) -> int:
+    """The mask head's cells per side in a built model (its map's own shape, whatever the input size)."""
+    return int(model.get_layer(MASK_LOGITS).output.shape[1])
+
+
+def mask_model(model: keras.Model) -> keras.Model:
+    """(images) -> the mask head's logits per cell, (n, size / 8, size / 8, 1), of a model with a mask head."""
+    return keras.Model(model.inputs, model.get_layer(MASK_LOGITS).output, name=f"{model.name}_mask")
 
 
 
@@ -111,7 +193,7 @@ def with_features(model: keras.Model) -> keras.Model:
 
 def _stage(arch: str, layer_name: str) -> str:
     """Which stage of its backbone a layer belongs to, from Keras' naming."""
-    if layer_name.startswith("head_") or layer_name == "labels":
+    if layer_name.startswith(("head_", "mask_")) or layer_name in ("labels", SCORE_LAYER):
         return "head"
     if arch == "efficientnetb2":
         return layer_name.split("_")[0].rstrip("abcdefghijklmnopqrstuvwxyz") if layer_name.startswith("block") else "stem/top"

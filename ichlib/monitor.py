@@ -5,6 +5,11 @@
   stops the run) and, when it is the best so far, is written as the run's ``predictions_val.csv`` with each
   slice's pooled embedding (``features_val.npz``, from the same pass). Keras' ``validation_data`` would predict
   the split once more after training, for the same numbers.
+- **The best epoch kept.** When an epoch's ``val_loss`` is the best so far, the run's model is saved as
+  ``best.weights.h5`` (the model, not what is fitted: a run trained on masks fits the same layers with a second
+  output, and its checkpoint must load into the run's model).
+- **Its own seconds.** The validation passes and the curve's checks are timed and kept in ``monitor.json``
+  (summed over an interrupted run's parts), so a run's training time splits into learning and scoring.
 - **A curve with points in it.** The training loss of every step (``steps.csv``) and the validation ``any`` AUC
   at ``CURVE_POINTS`` evenly spaced steps of each epoch on a fixed sample of the validation split
   (``curve.csv``), so a one-epoch run still has a learning curve. The sample is small (``CURVE_IMAGES``) and
@@ -14,7 +19,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +63,37 @@ def _append(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
-def run_monitor(out: Path, *, batches, ids, truth: np.ndarray, sample: tuple, loss_weights, steps_per_epoch: int,
+MONITOR_SECONDS = "monitor.json"
+
+
+def read_monitor_seconds(folder: str | os.PathLike) -> dict:
+    """The seconds a run's monitor spent: ``{"validation": ..., "curve": ...}`` (zeros before it ran)."""
+    path = Path(folder) / MONITOR_SECONDS
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return {"validation": float(saved.get("validation", 0.0)), "curve": float(saved.get("curve", 0.0))}
+
+
+def _add_seconds(folder: Path, kind: str, seconds: float) -> None:
+    spent = read_monitor_seconds(folder)
+    spent[kind] += seconds
+    tmp = folder / (MONITOR_SECONDS + ".part")
+    tmp.write_text(json.dumps(spent))
+    os.replace(tmp, folder / MONITOR_SECONDS)
+
+
+def _keep_best(out: Path, model, ids, truth: np.ndarray, probs: np.ndarray, features: np.ndarray) -> None:
+    """The best epoch so far: its validation predictions, embeddings and weights."""
+    write_predictions(out, "val", ids, truth, probs)
+    write_features(out, "val", ids, features)
+    tmp = out / "best.part.weights.h5"  # a reader (or a resumed run) never meets half a file
+    model.save_weights(str(tmp))
+    os.replace(tmp, out / "best.weights.h5")
+
+
+def run_monitor(out: Path, model, *, batches, ids, truth: np.ndarray, sample: tuple, loss_weights, steps_per_epoch: int,
                 batch_size: int, epoch_images: int, best_so_far: float = np.inf, prior: tuple | None = None):
-    """The Keras callback that scores validation for a run writing to ``out`` (see the module doc).
+    """The Keras callback that scores validation for a run writing to ``out`` (see the module doc); ``model`` is
+    the run's model: the network that is scored and saved, whatever is fitted.
 
     ``batches`` are the validation split's batches, in the order of ``ids`` and ``truth`` (its labels);
     ``sample`` is the curve's fixed sample as (images, ``any`` labels). ``best_so_far`` is the best ``val_loss``
@@ -92,15 +127,18 @@ def run_monitor(out: Path, *, batches, ids, truth: np.ndarray, sample: tuple, lo
             step = self.epoch * steps_per_epoch + batch + 1
             _append(out / "steps.csv", {"step": step, "epoch": self.epoch + 1, "loss": round(step_loss, 6)})
             if batch in checks:
-                probs = apply(self.model.predict(sample_x, batch_size=64, verbose=0), sample_strata, table)
+                start = time.perf_counter()
+                probs = apply(model.predict(sample_x, batch_size=64, verbose=0), sample_strata, table)
                 self._curve(step, auc_or_nan(sample_any, probs[:, ANY]), "validation sample")
+                _add_seconds(out, "curve", time.perf_counter() - start)
 
         def _curve(self, step, auc, where):
             _append(out / "curve.csv", {"step": step, "epoch": self.epoch + 1, "val AUC any": round(auc, 5),
                                         "scored on": where})
 
         def on_epoch_end(self, epoch, logs=None):
-            probs, features = with_features(self.model).predict(batches, verbose=0)
+            start = time.perf_counter()
+            probs, features = with_features(model).predict(batches, verbose=0)
             probs = apply(probs, val_strata, table)
             loss = weighted_log_loss(truth, probs, loss_weights)  # the training loss, in NumPy
             logs["val_loss"] = loss
@@ -108,8 +146,8 @@ def run_monitor(out: Path, *, batches, ids, truth: np.ndarray, sample: tuple, lo
             self._curve((epoch + 1) * steps_per_epoch, logs["val_auc_any"], "validation split")
             if loss < self.best:
                 self.best = loss
-                write_predictions(out, "val", ids, truth, probs)
-                write_features(out, "val", ids, features)
+                _keep_best(out, model, ids, truth, probs, features)
+            _add_seconds(out, "validation", time.perf_counter() - start)
 
     return Monitor()
 

@@ -73,6 +73,13 @@ VALUE_RULES = {
     "negatives": (lambda v: v in runs.NEGATIVES, " or ".join(runs.NEGATIVES)),
     "weights": (lambda v: v in runs.WEIGHTS, " or ".join(runs.WEIGHTS)),
     "pretrain_images": (lambda v: v >= 0, "0 (no pretrained backbone) or more"),
+    "mask_weight": (lambda v: 0 <= v < float("inf"), "a finite number, 0 (labels only) or more"),
+    "score_from": (lambda v: v in runs.SCORES_FROM, " or ".join(runs.SCORES_FROM)),
+    "lever_run": (lambda v: len(v.split("-")) == 3 and v.split("-")[0] in runs.ARCHS
+                  and v.split("-")[1] in runs.PREPROCESSINGS and v.split("-")[2] in runs.VARIANTS,
+                  "architecture-preprocessing-variant, e.g. densenet121-three_window-optimised"),
+    "levers": (lambda v: all(_is_lever(x) for x in v), "a list of changes of run settings, e.g. [{}, {mask_weight: 0}]"),
+    "lever_slices": (lambda v: v >= 0, "0 (every visible validation bleed) or more"),
     "archs": (lambda v: len(v) > 0 and set(v) <= set(runs.ARCHS), f"a non-empty list of {', '.join(runs.ARCHS)}"),
     "preprocessings": (lambda v: len(v) > 0 and set(v) <= set(runs.PREPROCESSINGS),
                        f"a non-empty list of {', '.join(runs.PREPROCESSINGS)}"),
@@ -82,6 +89,15 @@ VALUE_RULES = {
     "data_dir": (lambda v: not v or (Path(v) / "stage_2_train.csv").is_file() and (Path(v) / "stage_2_train").is_dir(),
                  "empty (the phantom) or a folder holding Kaggle's stage_2_train.csv and stage_2_train/"),
 }
+
+
+def _is_lever(lever) -> bool:
+    from .levers import changes
+
+    try:
+        return isinstance(lever, dict) and changes(lever) is not None
+    except ValueError:
+        return False
 
 
 def check_value(name: str, value, origin: str) -> None:

@@ -7,6 +7,13 @@ as the runs draw them, flips on), the six labels with equal weights. Every run o
 inputs, both variants, every seed) then starts from its layers with a new head, so, as in the paper, the runs
 of one backbone share one start and stay comparable.
 
+With ``weights="masks"`` the backbone learns from the phantom's bleed masks as well (``ichlib.masktargets``):
+a light mask head on its stride-8 map (``ichlib.models``) is trained beside the labels, the masks' loss weighted
+``PRETRAIN_MASK_WEIGHT``. The runs that start from it keep that head (a pointer to where it saw blood) and
+fine-tune on whatever the run itself asks for: the paper's image labels only, unless the run sets its own
+``mask_weight``. Real data has no masks: its runs start from the phantom's masks backbone, pretrained on the
+phantom's training split, so whether that start helps real data is a measurement on real data, not a claim.
+
 What it is not: ImageNet's kind of knowledge from elsewhere. It sees the same training patients and labels the
 runs later fine-tune on (never a validation or test patient), so it is longer training paid once per
 architecture instead of once per run. That is what makes it affordable on two cores.
@@ -32,20 +39,24 @@ from .runs import RunSpec
 
 PRETRAIN_INPUT = "three_window"
 HEAD = ("head_dense", "labels")  # the layers a fine-tuned run starts afresh
+MASK_HEAD_PREFIX = "mask_"  # the mask head's layers (ichlib.models): copied where both networks have them
+PRETRAIN_MASK_WEIGHT = 1.0  # the masks' loss beside the labels' while a "masks" backbone is pretrained
 # Images per pretraining epoch: an interrupted pretraining resumes from the last one finished, and each epoch
 # ends with a pass over the validation split (about 30 s on 2 cores at 80 px), so not too many of them.
 CHUNK = 2400
 # The settings a backbone depends on: two runs that agree on these share it.
 KEY = ("arch", "image_size", "crop", "seed", "test_fraction", "pretrain_images", "batch_size", "learning_rate",
-       "lr_schedule", "bn_momentum", "positive_fraction", "negatives", "mixed_precision")
+       "lr_schedule", "bn_momentum", "positive_fraction", "negatives", "mixed_precision", "weights")
 
 
 def pretraining_spec(spec: RunSpec) -> RunSpec:
     """The run that pretrains ``spec``'s backbone: three-window input with flips, ``pretrain_images`` images in
-    epochs of about ``CHUNK``, from scratch."""
+    epochs of about ``CHUNK``, from scratch; for a ``"masks"`` start, with the mask loss beside the labels'."""
     epochs = max(1, round(spec.pretrain_images / CHUNK))
+    masks = spec.weights == "masks"
     return replace(spec, preprocessing=PRETRAIN_INPUT, variant="optimised", any_weight=1.0, weights="none",
-                   epochs=epochs, epoch_images=-(-spec.pretrain_images // epochs), pretrain_images=0, patience=epochs)
+                   epochs=epochs, epoch_images=-(-spec.pretrain_images // epochs), pretrain_images=0, patience=epochs,
+                   mask_weight=PRETRAIN_MASK_WEIGHT if masks else 0.0, score_from="head")
 
 
 def backbone_dir(src, spec: RunSpec) -> Path:
@@ -75,10 +86,17 @@ def start_from(model, src, spec: RunSpec) -> int:
         raise FileNotFoundError(f"{folder}: no pretrained backbone for {spec.name}; run ichlib.plan.pretrain_backbone")
     source = runs.model_for(pretraining_spec(spec))
     source.load_weights(str(folder / "model.weights.h5"))
-    mine = [layer for layer in model.layers if layer.weights and layer.name not in HEAD]
-    theirs = [layer for layer in source.layers if layer.weights and layer.name not in HEAD]
+
+    def backbone(net, mask: bool):
+        return [layer for layer in net.layers if layer.weights and layer.name not in HEAD
+                and layer.name.startswith(MASK_HEAD_PREFIX) == mask]
+
+    mine, theirs = backbone(model, False), backbone(source, False)
     if len(mine) != len(theirs):
         raise ValueError(f"{folder}: the backbone has {len(theirs)} weighted layers, the model {len(mine)}")
+    if backbone(model, True) and backbone(source, True):  # the mask head, where both have it (named by us)
+        mine += backbone(model, True)
+        theirs += [source.get_layer(layer.name) for layer in backbone(model, True)]
     for to, frm in zip(mine, theirs):
         shapes = [tuple(w.shape) for w in to.weights], [tuple(w.shape) for w in frm.weights]
         if shapes[0] != shapes[1]:
@@ -87,17 +105,38 @@ def start_from(model, src, spec: RunSpec) -> int:
     return len(mine)
 
 
-def summaries(src, specs: list[RunSpec]) -> pd.DataFrame:
+def teacher(src, spec: RunSpec, phantom=None):
+    """The source ``spec``'s backbone is pretrained on: ``src`` itself, except for a ``"masks"`` start on data
+    without masks (real data), which starts from ``phantom``'s."""
+    if spec.weights != "masks" or getattr(src, "phantom", False):
+        return src
+    if phantom is None:
+        from .masktargets import MasksUnavailable
+
+        raise MasksUnavailable(f"{src.key}: real data has no masks; a 'masks' start is pretrained on the phantom, "
+                               "so pass the phantom source (phantom=)")
+    return phantom
+
+
+def summaries(src, specs: list[RunSpec], phantom=None) -> pd.DataFrame:
     """The backbones the runs started from, one row each (arch, images, train s, val AUC any, val matched AUC any,
     folder): read from
     their summaries, never trained here. Empty where no run starts from a pretrained backbone."""
     rows = {}
     for spec in specs:
-        folder = backbone_dir(src, spec)
-        if spec.weights == "pretrained" and folder not in rows:
+        if spec.weights not in runs.PRETRAINED:
+            continue
+        folder = backbone_dir(teacher(src, spec, phantom), spec)
+        if spec.weights in runs.PRETRAINED and folder not in rows:
             summary = read_summary(folder)
-            rows[folder] = {"arch": spec.arch, "images": summary["images"], "train s": summary["seconds"],
-                            "val AUC any": summary["val AUC any"],
-                            "val matched AUC any": summary.get("val matched AUC any", np.nan), "folder": str(folder)}
-    return pd.DataFrame(list(rows.values()), columns=["arch", "images", "train s", "val AUC any",
-                                                      "val matched AUC any", "folder"])
+            rows[folder] = {"arch": spec.arch, "start": spec.weights, "images": summary["images"],
+                            "train s": summary["seconds"], "val AUC any": summary["val AUC any"],
+                            "val matched AUC any": summary.get("val matched AUC any", np.nan),
+                            **{column: summary.get(column, np.nan) for column in MASK_SCORES}, "folder": str(folder)}
+    return pd.DataFrame(list(rows.values()), columns=["arch", "start", "images", "train s", "val AUC any",
+                                                      "val matched AUC any", *MASK_SCORES, "folder"])
+
+
+# A masks backbone's own validation scores: its mask head's cells as a pixel classifier of the true grid, its
+# Dice at one half, and its largest cell as the slice's `any` score, level-matched (ichlib.metrics.matched_auc).
+MASK_SCORES = ("val cell AUC", "val Dice", "val mask matched AUC any")

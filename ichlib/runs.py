@@ -36,8 +36,11 @@ VARIANTS = ("baseline", "optimised")
 LR_SCHEDULES = ("constant", "cosine")
 NEGATIVES = ("random", "level_matched")
 # A run's start: from scratch, Keras' ImageNet backbone (downloaded; the paper's start), or the project's own
-# backbone pretrained on this source's training split (ichlib.pretrain), shared by an architecture's runs.
-WEIGHTS = ("none", "imagenet", "pretrained")
+# backbone pretrained on this source's training split (ichlib.pretrain), shared by an architecture's runs: on the
+# six labels ("pretrained"), or on the labels and the phantom's bleed masks ("masks").
+WEIGHTS = ("none", "imagenet", "pretrained", "masks")
+PRETRAINED = ("pretrained", "masks")  # the starts that ichlib.pretrain makes
+SCORES_FROM = ("head", "mask")  # ichlib.models.SCORES_FROM, named without Keras
 PREPROCESSINGS = MODES  # the cache's two inputs
 
 
@@ -64,7 +67,23 @@ class RunSpec:
     test_fraction: float = 0.10  # patients in the test split (validation keeps the paper's 9 %): the split is data
     negatives: str = "random"  # or "level_matched": each epoch's negatives follow the positives' levels
     weights: str = "none"  # the start: one of WEIGHTS
-    pretrain_images: int = 0  # images the "pretrained" backbone saw (ichlib.pretrain); 0 for the other starts
+    pretrain_images: int = 0  # images the pretrained backbone saw (ichlib.pretrain); 0 for the other starts
+    mask_weight: float = 0.0  # weight of the bleed masks' loss beside the labels' (0: the paper's runs, labels only)
+    score_from: str = "head"  # or "mask": `any` read from the mask head's largest cell (ichlib.models.Score)
+    score_test: bool = True  # False: a run scored on validation only (a lever of ichlib.levers), no test pass
+
+    @property
+    def mask_head(self) -> bool:
+        """Whether the run's network carries the mask head: trained on masks, scored from it, or started from a
+        backbone that learnt it."""
+        return self.mask_weight > 0 or self.score_from == "mask" or self.weights == "masks"
+
+    @property
+    def flips_in_data(self) -> bool:
+        """Whether the optimised variant's flips are drawn on the batches (image and mask target together)
+        instead of inside the network: a mask target must be flipped with its image, which a flip layer cannot
+        do."""
+        return self.variant == "optimised" and self.mask_weight > 0
 
     @property
     def name(self) -> str:
@@ -73,12 +92,16 @@ class RunSpec:
     def recipe(self) -> str:
         """The run's training recipe in words, for a page: start, negatives, input, length, batch, rate."""
         start = {"none": "random weights", "imagenet": "ImageNet weights",
-                 "pretrained": f"a backbone pretrained on {self.pretrain_images:,} training images"}[self.weights]
+                 "pretrained": f"a backbone pretrained on {self.pretrain_images:,} training images",
+                 "masks": f"a backbone pretrained on {self.pretrain_images:,} training images and their bleed "
+                          "masks"}[self.weights]
         negatives = "negatives at the positives' levels" if self.negatives == "level_matched" else "random negatives"
         images = f"{self.epoch_images:,} images" if self.epoch_images else "the whole training split"
         return (f"from {start}, {negatives}, {self.image_size} px{' cut to the head' if self.crop else ''}, "
                 f"{self.epochs} epoch(s) of {images}, batch {self.batch_size}, Adam {self.learning_rate:g} "
-                f"({self.lr_schedule})")
+                f"({self.lr_schedule})"
+                + (f", the bleed masks' loss weighted {self.mask_weight:g}" if self.mask_weight else "")
+                + (", `any` read from the predicted mask" if self.score_from == "mask" else ""))
 
     @property
     def loss_weights(self) -> tuple[float, ...]:
@@ -107,10 +130,17 @@ class RunSpec:
             raise ValueError(f"unknown negatives {self.negatives!r}; expected one of {NEGATIVES}")
         if self.weights not in WEIGHTS:
             raise ValueError(f"unknown weights {self.weights!r}; expected one of {WEIGHTS}")
-        if (self.weights == "pretrained") != (self.pretrain_images > 0):
-            raise ValueError("weights='pretrained' needs pretrain_images > 0 (the backbone's training images), and "
-                             f"pretrain_images is only for it; got weights={self.weights!r}, "
-                             f"pretrain_images={self.pretrain_images}")
+        if (self.weights in PRETRAINED) != (self.pretrain_images > 0):
+            raise ValueError(f"weights={self.weights!r}: a pretrained start ({' or '.join(PRETRAINED)}) needs "
+                             "pretrain_images > 0 (the backbone's training images), and pretrain_images is only for "
+                             f"it; got pretrain_images={self.pretrain_images}")
+        if not (isinstance(self.mask_weight, (int, float)) and 0 <= self.mask_weight < float("inf")):
+            raise ValueError(f"mask_weight must be a finite number >= 0 (0: labels only), got {self.mask_weight!r}")
+        if self.score_from not in SCORES_FROM:
+            raise ValueError(f"unknown score_from {self.score_from!r}; expected one of {SCORES_FROM}")
+        if self.score_from == "mask" and not (self.mask_weight > 0 or self.weights == "masks"):
+            raise ValueError("score_from='mask' reads a mask head that learnt from the masks: it needs mask_weight > 0 "
+                             "or weights='masks'")
 
 
 RUN_SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))
@@ -207,11 +237,13 @@ def read_spec(folder: str | os.PathLike) -> RunSpec:
 
 
 def model_for(spec: RunSpec):
-    """A new, untrained model of a run: its backbone, size, flips (optimised variant), seed and BN momentum."""
+    """A new, untrained model of a run: its backbone, size, flips (optimised variant; on the batches instead
+    where it trains on masks, ``RunSpec.flips_in_data``), mask head, seed and BN momentum."""
     from .models import build_model
 
-    return build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised", seed=spec.seed,
-                       bn_momentum=spec.bn_momentum)
+    return build_model(spec.arch, spec.image_size, flips=spec.variant == "optimised" and not spec.flips_in_data,
+                       seed=spec.seed, bn_momentum=spec.bn_momentum, mask_head=spec.mask_head,
+                       score_from=spec.score_from)
 
 
 def load_model(folder: str | os.PathLike, spec: RunSpec | None = None):

@@ -121,3 +121,17 @@ def reason_table(cases: pd.Series, rows: pd.DataFrame) -> pd.DataFrame:
     table["slices"] = table["slices"].fillna(0).astype(int)
     table.insert(1, "share", table["slices"] / max(int(table["slices"].sum()), 1))
     return table
+
+
+def unrelated_floor(maps: np.ndarray, seed: int = 0) -> float:
+    """The mean absolute rank correlation between the maps of two *different* slices (each map against one other,
+    paired at random from ``seed``): what a cascade's correlations are read against (Arun et al., 2021). Maps of
+    unrelated slices share the head's outline and the network's habits; a randomised model's maps that correlate
+    with the trained model's no more than this have lost what the model learned. NaN with fewer than two maps."""
+    maps = np.asarray(maps)
+    if len(maps) < 2:
+        return np.nan
+    order = np.random.default_rng([seed, 13]).permutation(len(maps))
+    pairs = zip(order, np.roll(order, 1))
+    r = np.array([rank_correlation(maps[a], maps[b]) for a, b in pairs])
+    return float(np.nanmean(np.abs(r))) if np.isfinite(r).any() else np.nan

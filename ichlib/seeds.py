@@ -52,17 +52,17 @@ def with_spread(verdict: str, difference: float, spread: float) -> str:
 
 
 def measure(src, runs: pd.DataFrame, spec: RunSpec, extra: int, seed: int, strata: pd.Series,
-            workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+            workers: int | None = None, phantom=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The seed spread of one trained run: ``spec`` retrained (or found finished) with ``extra`` more seeds on
     the book's split (drawn from ``seed``, as every run's), then :func:`spread_table` over all its seeds.
 
     Returns ``(spread table, the extra runs' rows)`` (rows as ``ichlib.plan.train_runs`` gives them; none
-    for ``extra`` = 0).
+    for ``extra`` = 0). ``phantom``: where a ``"masks"`` start on real data is pretrained (``ichlib.plan``).
     """
     from .plan import train_runs
 
     more = reseeded(spec, extra)
-    extra_runs = (train_runs(src, more, seed, workers=workers, log=None) if more
+    extra_runs = (train_runs(src, more, seed, workers=workers, log=None, phantom=phantom) if more
                   else pd.DataFrame(columns=["folder", "train s"]))
     folders = {spec.seed: runs.at[spec.name, "folder"]} | dict(zip((s.seed for s in more), extra_runs["folder"]))
     return spread_table(folders, strata), extra_runs

@@ -295,3 +295,29 @@ def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"train s": runs["train s"], "test ms/image": runs["test s/image"] * 1000,
                          "paper train s": [train_s for train_s, _ in pairs],
                          "paper test ms/image": [test_s * 1000 for _, test_s in pairs]}, index=runs.index)
+
+
+# Where a run's seconds go (ichlib.train's summary): the learning steps, and what scores the run beside them.
+RUN_PARTS = ("learning s", "validation passes s", "curve checks s", "test prediction s")
+
+
+def seconds_spent(runs: pd.DataFrame, others: dict[str, float]) -> pd.DataFrame:
+    """Where a chapter's seconds went: each part of the runs' time summed over the runs (``RUN_PARTS``), then
+    ``others`` (name -> seconds: backbones, the reseed, the levers, the baselines, ...), with each one's share."""
+    parts = {part.removesuffix(" s"): float(runs[part].sum()) for part in RUN_PARTS if part in runs}
+    rows = {f"runs: {name}": seconds for name, seconds in parts.items()} | dict(others)
+    table = pd.DataFrame({"seconds": pd.Series(rows, dtype=float)})
+    table["share"] = table["seconds"] / table["seconds"].sum()
+    return table
+
+
+def learning_rates(runs: pd.DataFrame, flops: dict[str, int], gflops: float) -> pd.DataFrame:
+    """Each run's learning: images learnt, their seconds, images per second and ``peak fraction``, the training
+    step's FLOP rate (``ichlib.models.training_flops`` of its architecture, per image) over the machine's own
+    matmul rate ``gflops`` measured in the same run, and the share of the run's seconds spent learning."""
+    learnt = runs["images learnt"].astype(float)
+    rate = learnt / runs["learning s"].where(runs["learning s"] > 0)
+    total = runs[[p for p in RUN_PARTS if p in runs]].sum(axis=1)
+    return pd.DataFrame({"images learnt": learnt, "learning s": runs["learning s"], "images/s": rate,
+                         "peak fraction": rate * runs["arch"].map(flops) / (gflops * 1e9),
+                         "learning share": runs["learning s"] / total.where(total > 0)}, index=runs.index)

@@ -59,3 +59,29 @@ def test_no_positive_or_no_negative_rows_fall_back_to_a_plain_shuffle():
     rows = np.arange(20)
     for positive in (np.zeros(20, bool), np.ones(20, bool)):
         assert sorted(epoch_order(rows, positive, 0.5, np.random.default_rng(1))) == list(rows)
+
+
+def test_flips_on_the_batch_move_a_mask_with_its_image():
+    from ichlib.batches import flip_pairs
+
+    images = np.zeros((64, 8, 8, 3), np.float32)
+    images[:, 0, 1] = 1.0  # a mark near the top-left corner
+    masks = np.zeros((64, 4, 4, 1), np.float32)
+    masks[:, 0, 0] = 1.0  # the cell that holds it
+    flipped, moved = flip_pairs(images, masks, np.random.default_rng(0))
+    for image, mask in zip(flipped, moved):
+        r, c = np.argwhere(image[..., 0])[0]
+        assert mask[r // 2, c // 2, 0] == 1 and mask.sum() == 1
+    corners = {tuple(np.argwhere(m[..., 0])[0]) for m in moved}
+    assert corners == {(0, 0), (0, 3), (3, 0), (3, 3)}  # both flips, each way, over 64 draws
+    assert images[:, 0, 1].all() and masks[:, 0, 0].all()  # the batch it came from is left as it was
+
+
+def test_a_run_on_masks_flips_its_batches_not_inside_the_network():
+    from ichlib.runs import RunSpec, model_for
+
+    spec = RunSpec("resnet50", variant="optimised", image_size=32, mask_weight=1.0)
+    assert spec.flips_in_data and not RunSpec("resnet50", variant="optimised").flips_in_data
+    names = [layer.name for layer in model_for(spec).layers]
+    assert "flips" not in names and "flips" in [layer.name for layer in model_for(RunSpec("resnet50", "three_window",
+                                                                                           "optimised", 32)).layers]

@@ -75,12 +75,12 @@ def test_air_is_one_number():
 # The layers of docs/architecture.md, lowest first: a module may import its own layer and those below, never one
 # above. ``ichlib`` (the package) and ``ichlib.__main__`` (the command line) sit on top of them all.
 LAYERS = {
-    "foundation": {"labels", "paper", "backend", "machine", "parallel", "_heap", "metrics", "chromium"},
-    "data": {"rsna", "preprocess", "cache", "store", "density", "level", "phantom"},
+    "foundation": {"labels", "paper", "backend", "machine", "parallel", "_heap", "metrics", "chromium", "clock"},
+    "data": {"rsna", "preprocess", "cache", "store", "density", "level", "phantom", "masktargets"},
     "modelling": {"split", "batches", "devices", "models", "losses", "baselines", "levelprior", "gradcam",
-                  "monitor", "runs", "train", "pretrain", "plan", "sequence"},
+                  "monitor", "runs", "train", "pretrain", "plan", "sequence", "pointers"},
     "evaluation": {"ensemble", "tables", "comparisons", "error_analysis", "localisation", "targets", "sanity",
-                   "seeds", "describe"},
+                   "seeds", "describe", "levers"},
     "publishing": {"book", "parameters", "chapter", "abstract", "present", "figures", "reading"},
     "app": {"app"},
 }

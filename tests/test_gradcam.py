@@ -161,3 +161,32 @@ def test_heatmaps_per_run_and_slice_drawn_as_the_papers_pairs(app_env):
     np.testing.assert_array_equal(images[1], cached[..., BRAIN_CHANNEL["three_window"]])
     fig = figures.gradcam_pairs(heat, ["resnet50"], ["baseline"], "three_window", mask=np.ones((32, 32), bool))
     assert [ax.get_title() for ax in fig.axes if ax.get_title()][:2] == ["baseline, bleed", "baseline, no bleed"]
+
+
+def linear_head_model():
+    """A conv block, pooling and one dense layer: HiResCAM and Grad-CAM must agree here (Draelos and Carin)."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
+    outputs = keras.layers.Dense(6, activation="sigmoid", name="labels")(x)
+    return keras.Model(inputs, outputs)
+
+
+def test_hirescam_equals_gradcam_under_a_linear_head_and_differs_under_a_nonlinear_one():
+    images = np.random.default_rng(2).uniform(0, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
+    linear = linear_head_model()
+    np.testing.assert_allclose(gradcam(linear, images, 1, layer="conv", method="hirescam"),
+                               gradcam(linear, images, 1, layer="conv"), atol=1e-5)
+    model = region_model()
+    hires = gradcam(model, images, "any", layer="conv", method="hirescam")
+    inside = np.zeros((SIZE, SIZE), bool)
+    inside[REGION] = True
+    assert hires.max() == pytest.approx(1.0) and hires[:, ~inside].max() == 0  # only where the score looked
+    with pytest.raises(ValueError, match="unknown method"):
+        gradcam(model, images, "any", method="saliency")
+
+
+def test_a_mask_head_is_never_the_layer_explained():
+    model = build_model("densenet121", 80, mask_head=True)
+    assert last_conv_layer(model) == LAST_CONV["densenet121"]
+    assert not default_layer(model).startswith("mask_")

@@ -102,3 +102,35 @@ def test_bn_momentum_reaches_every_batch_normalisation_and_moves_the_statistics(
     assert np.abs(batch_mean).max() > 1e-3
     model(x, training=True)  # one training-mode pass: from 0, momentum 0.5 moves the mean half-way to the batch's
     np.testing.assert_allclose(keras.ops.convert_to_numpy(first.moving_mean), 0.5 * batch_mean, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", list(PAPER_PARAMETERS))
+def test_the_mask_head_reads_the_stride_8_map_and_rides_in_the_saved_model(arch, tmp_path):
+    from ichlib.models import MASK_LOGITS, has_mask_head, mask_cells, mask_model, training_model
+
+    model = build_model(arch, 64, mask_head=True)
+    assert has_mask_head(model) and mask_cells(model) == 8 and not has_mask_head(build_model(arch, 64))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    trainee = training_model(model)
+    probs, logits = trainee.predict(x, verbose=0)
+    assert probs.shape == (2, 6) and logits.shape == (2, 8, 8, 1)
+    np.testing.assert_allclose(model.predict(x, verbose=0), probs, rtol=1e-5, atol=1e-6)  # the head's reading
+    model.save_weights(str(tmp_path / "m.weights.h5"))  # the mask head is saved with the model and comes back
+    again = build_model(arch, 64, mask_head=True)
+    again.load_weights(str(tmp_path / "m.weights.h5"))
+    np.testing.assert_allclose(mask_model(again).predict(x, verbose=0), logits, rtol=1e-4, atol=1e-4)
+    assert again.get_layer(MASK_LOGITS).output.shape[1:] == (8, 8, 1)
+
+
+def test_any_read_from_the_mask_is_its_largest_cells_probability_and_the_subtypes_stay_the_heads():
+    from ichlib.models import mask_model
+
+    model = build_model("resnet50", 64, mask_head=True, score_from="mask")
+    x = np.random.default_rng(1).uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    probs = model.predict(x, verbose=0)
+    logits = mask_model(model).predict(x, verbose=0).reshape(3, -1)
+    np.testing.assert_allclose(probs[:, 0], 1 / (1 + np.exp(-logits.max(axis=1))), rtol=1e-5)
+    head = keras.Model(model.inputs, model.get_layer("labels").output).predict(x, verbose=0)
+    np.testing.assert_allclose(probs[:, 1:], head[:, 1:], rtol=1e-5)
+    with pytest.raises(ValueError, match="score_from 'mask'"):
+        build_model("resnet50", 64, score_from="mask")

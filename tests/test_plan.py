@@ -29,3 +29,18 @@ def test_runs_of_one_plan_share_one_split(monkeypatch):
     monkeypatch.setattr(store, "index", lambda *a, **k: (None, []))
     with pytest.raises(ValueError, match="share one split"):
         plan.train_runs(SimpleNamespace(labels=lambda: None), specs, seed=0, log=None)
+
+
+def test_only_a_masks_start_on_real_data_asks_for_the_phantom(monkeypatch):
+    from types import SimpleNamespace
+
+    from ichlib import plan, store
+    from ichlib.runs import RunSpec
+
+    made = []
+    monkeypatch.setattr(store, "source", lambda *args, **kwargs: made.append(args) or "the phantom")
+    masks = RunSpec("resnet50", weights="masks", pretrain_images=96)
+    real, phantom = SimpleNamespace(key="rsna", phantom=False), SimpleNamespace(key="ph", phantom=True)
+    assert plan.phantom_for(phantom, [masks], 760, 0, 256) is None
+    assert plan.phantom_for(real, [RunSpec("resnet50")], 760, 0, 256) is None and not made
+    assert plan.phantom_for(real, [masks], 760, 0, 256) == "the phantom" and made == [("", 760, 0, 256)]

@@ -74,3 +74,48 @@ def test_a_run_without_its_backbone_is_refused_by_name(toy_source):
     spec = RunSpec("resnet50", image_size=32, weights="pretrained", pretrain_images=64)
     with pytest.raises(FileNotFoundError, match="no pretrained backbone for resnet50"):
         start_from(model_for(spec), src, spec)
+
+
+@pytest.mark.slow
+def test_a_masks_start_learns_the_masks_is_scored_on_them_and_hands_its_mask_head_on(toy_source, tmp_path):
+    from ichlib.plan import backbones
+    from ichlib.pretrain import MASK_SCORES, backbone_dir, pretraining_spec, start_from
+    from ichlib.runs import RunSpec, model_for
+    from tests.test_train import toy_masks
+
+    src, split = toy_source
+    from ichlib import store
+
+    toy_masks(store.run_cache(src, None, ()), tmp_path / "cache")
+    spec = RunSpec("resnet50", image_size=32, batch_size=16, learning_rate=1e-3, weights="masks",
+                   pretrain_images=96)
+    labels_only = RunSpec("resnet50", image_size=32, batch_size=16, learning_rate=1e-3, weights="pretrained",
+                          pretrain_images=96)
+    assert backbone_dir(src, spec) != backbone_dir(src, labels_only)
+    assert pretraining_spec(spec).mask_weight > 0 and spec.mask_head and not labels_only.mask_head
+    table = backbones(src, [spec], split, None, (), log=None)
+    assert table.loc[0, "start"] == "masks" and table.loc[0, list(MASK_SCORES[:2])].notna().all()
+    model = model_for(spec)
+    start_from(model, src, spec)
+    source = model_for(pretraining_spec(spec))
+    source.load_weights(str(backbone_dir(src, spec) / "model.weights.h5"))
+    for name in ("mask_bn", "mask_logits"):  # the mask head comes with the start
+        for a, b in zip(model.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    plain = model_for(RunSpec("resnet50", image_size=32, weights="masks", pretrain_images=96, score_from="head"))
+    assert start_from(plain, src, spec) > 0
+
+
+def test_a_masks_start_on_real_data_comes_from_the_phantom_and_needs_it_named():
+    from types import SimpleNamespace
+
+    from ichlib.masktargets import MasksUnavailable
+    from ichlib.pretrain import teacher
+    from ichlib.runs import RunSpec
+
+    real, phantom = SimpleNamespace(key="rsna", phantom=False), SimpleNamespace(key="ph", phantom=True)
+    spec = RunSpec("resnet50", weights="masks", pretrain_images=96)
+    assert teacher(real, spec, phantom) is phantom and teacher(phantom, spec) is phantom
+    assert teacher(real, RunSpec("resnet50", weights="pretrained", pretrain_images=96)) is real
+    with pytest.raises(MasksUnavailable, match="rsna: real data has no masks"):
+        teacher(real, spec)

@@ -83,3 +83,13 @@ def test_a_cascade_passes_only_if_the_maps_let_go_from_the_top_half_on_whichever
     assert not sanity.passes(table([1.0, 0.84, 0.82, 0.78, 0.69, -0.60]))  # tied at half, upside down at the end
     assert not sanity.passes(table([1.0, 0.9, 0.7, 0.5, 0.2, -0.55]))  # an inverted map is as tied as a kept one
     assert not sanity.passes(table([1.0, 0.9, 0.7, 0.5, np.nan, np.nan]))  # undefined is not a pass
+
+
+def test_the_floor_of_unrelated_maps_is_one_for_copies_and_near_zero_for_noise():
+    from ichlib.sanity import unrelated_floor
+
+    rng = np.random.default_rng(0)
+    same = np.stack([np.arange(64.0).reshape(8, 8)] * 5)
+    assert unrelated_floor(same) == pytest.approx(1.0)
+    assert unrelated_floor(rng.random((40, 16, 16))) < 0.1
+    assert np.isnan(unrelated_floor(same[:1]))

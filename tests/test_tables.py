@@ -114,3 +114,15 @@ def test_ensembles_of_gives_the_papers_six_ensembles(runs):
     np.testing.assert_allclose(found["average of baseline"], test.pick(members).probs.mean(axis=0))
 
 
+
+
+def test_where_the_seconds_went_and_the_learning_rate_against_the_machines_matmul():
+    runs = pd.DataFrame({"arch": ["resnet50", "densenet121"], "images learnt": [1200, 2400],
+                         "learning s": [60.0, 40.0], "validation passes s": [20.0, 20.0],
+                         "curve checks s": [5.0, 5.0], "test prediction s": [15.0, 15.0]}, index=["a", "b"])
+    spent = tables.seconds_spent(runs, {"baselines": 20.0})
+    assert spent.loc["runs: learning", "seconds"] == 100 and spent.loc["baselines", "seconds"] == 20
+    assert spent["share"].sum() == pytest.approx(1.0) and spent.loc["runs: learning", "share"] == pytest.approx(0.5)
+    rates = tables.learning_rates(runs, {"resnet50": 1e9, "densenet121": 2e9}, gflops=100.0)
+    assert rates.loc["a", "images/s"] == 20 and rates.loc["a", "peak fraction"] == pytest.approx(0.2)
+    assert rates.loc["b", "peak fraction"] == pytest.approx(1.2) and rates.loc["a", "learning share"] == 0.6

@@ -185,3 +185,53 @@ def test_level_matched_runs_need_the_levels(toy):
     assert batches["train"].strata is not None and batches["val"].strata is None
 
 
+
+
+def toy_masks(cache, folder, cells=4):
+    """The toy cache's bright squares as the mask head's grid, kept where ichlib.masktargets keeps it."""
+    from ichlib.masktargets import GRID_FILE, mask_to
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cache.folder = folder
+    grid = np.zeros((len(cache.ids), cells, cells, 1), np.uint8)
+    for i in range(len(cache.ids)):
+        square = cache.images[i, :, :, 0] >= 200
+        if square.any():
+            grid[i, :, :, 0] = mask_to(square, cells)
+    np.save(folder / GRID_FILE.format(cells=cells), grid)
+    return grid
+
+
+@pytest.mark.slow
+def test_a_run_taught_by_the_masks_learns_where_the_square_is_and_says_where_its_seconds_went(tmp_path):
+    from types import SimpleNamespace
+
+    from sklearn.metrics import roc_auc_score
+
+    from ichlib.models import mask_model
+    from ichlib.runs import RunSpec, load_model, load_predictions
+    from ichlib.train import train_model
+
+    cache, index = toy_cache()
+    split = split_by_patient(index, seed=0, fractions=(0.6, 0.2, 0.2))
+    grid = toy_masks(cache, tmp_path / "cache")
+    src = SimpleNamespace(key="toy", phantom=True)
+    spec = RunSpec("resnet50", image_size=32, epochs=3, batch_size=16, learning_rate=1e-3, patience=3,
+                   mask_weight=1.0, score_from="mask")
+    summary = train_model(spec, cache, split, tmp_path / "run", source=src)
+    parts = summary["seconds"]
+    assert set(parts) == {"learning", "validation passes", "curve checks", "test prediction"}
+    assert parts["learning"] > 0 and parts["learning"] + parts["validation passes"] + parts["curve checks"] \
+        == pytest.approx(summary["train_seconds"], abs=0.3)
+    assert summary["images_learnt"] == 3 * int((split == "train").sum())
+    model = load_model(tmp_path / "run")  # the checkpoint is the run's model, mask head and all
+    ids, truth, probs = load_predictions(tmp_path / "run", "test")
+    rows = [cache.ids.index(i) for i in ids]
+    x = cache.images[rows].astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), probs, atol=1e-5)
+    logits = mask_model(model).predict(x, verbose=0)
+    np.testing.assert_allclose(probs[:, 0], 1 / (1 + np.exp(-logits.reshape(len(x), -1).max(axis=1))), atol=1e-5)
+    cells = grid[rows].ravel() > 0
+    assert roc_auc_score(cells, logits.ravel()) > 0.8  # its cells say where the square lies
+    with pytest.raises(Exception, match="no bleed masks"):
+        train_model(spec, cache, split, tmp_path / "real", source=SimpleNamespace(key="rsna", phantom=False))
