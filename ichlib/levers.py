@@ -4,12 +4,12 @@ book's data, split and caches; finished runs are kept, so a lever equal to the b
 
 Each lever is scored where the recipe is chosen, on the validation patients, never on test:
 
-- ``val AUC any`` and ``val matched AUC any`` (each positive against the negatives of its own tenth of the
-  series, ``ichlib.metrics.matched_auc``: what the network adds to the level);
-- ``val pointing game``: on a sample of validation slices whose bleed covers at least ``targets.VISIBLE_PX`` px
+- ``val AUC any`` and ``val matched``, its level-matched `any` AUC (each positive against the negatives of its
+  own tenth of the series, ``ichlib.metrics.matched_auc``: what the network adds to the level);
+- ``val pointing``: on a sample of validation slices whose bleed covers at least ``targets.VISIBLE_PX`` px
   at the input, the share where the `any` Grad-CAM's peak falls on the bleed (``ichlib.localisation``, tolerance
   1 px); ``val mask pointing`` the same for the network's own predicted mask, where it has a mask head;
-- ``train s`` (the run's training, its validation passes included) and ``backbone s`` (its pretrained start,
+- ``train s`` (the run's training, its validation passes included) and ``start s`` (its pretrained start,
   paid once per architecture and shared by the architecture's runs).
 
 A lever's run predicts the validation split only (``RunSpec.score_test`` False): choosing a recipe never looks
@@ -32,8 +32,7 @@ import yaml
 
 from .runs import RUN_SETTINGS, RunSpec
 
-COLUMNS = ["lever", "val AUC any", "val matched AUC any", "val pointing game", "val mask pointing", "train s",
-           "backbone s"]
+COLUMNS = ["lever", "val AUC any", "val matched", "val pointing", "val mask pointing", "train s", "start s"]
 
 
 def changes(lever: dict | str) -> dict:
@@ -148,7 +147,7 @@ def measure_levers(src, base: RunSpec, levers: list, seed: int, strata: pd.Serie
         shown = [mask_to(union, channels.shape[1]) for union in shown]
         for name, maps in (("density pointer (brightest place in the head)", pointers.density_maps(channels)),
                            ("random pointer (a pixel inside the head)", pointers.random_maps(channels, seed))):
-            rows.append({"lever": name, "val pointing game": pointing_share(maps, shown)})
+            rows.append({"lever": name, "val pointing": pointing_share(maps, shown)})
     for lever in skipped:
         rows.append({"lever": f"{lever_name(lever)} (skipped: this data has no masks)"})
     out = pd.DataFrame(rows, columns=COLUMNS).set_index("lever")
@@ -171,16 +170,16 @@ def _lever_rows(src, lever: str, spec: RunSpec, folder, train_s: float, strata: 
     ids, truth, probs = load_predictions(folder, "val")
     level = strata.reindex(ids).to_numpy()
     row = {"lever": lever_name(lever), "val AUC any": auc_or_nan(truth[:, ANY], probs[:, ANY]),
-           "val matched AUC any": matched_auc(truth[:, ANY], probs[:, ANY], level),
-           "val pointing game": np.nan, "val mask pointing": np.nan, "train s": train_s,
-           "backbone s": (float(read_summary(backbone_dir(teacher(src, spec, phantom), spec))["seconds"])
+           "val matched": matched_auc(truth[:, ANY], probs[:, ANY], level),
+           "val pointing": np.nan, "val mask pointing": np.nan, "train s": train_s,
+           "start s": (float(read_summary(backbone_dir(teacher(src, spec, phantom), spec))["seconds"])
                           if spec.weights in PRETRAINED else 0.0)}
     model = load_model(folder, spec) if slices or spec.score_from == "mask" else None
     data = store.run_cache(src, spec, workers=workers)
     if slices:
         images = np.stack([data.image(i) for i in slices])
         shown = [mask_to(union, images.shape[1]) for union in shown]  # the bleed at this lever's input size
-        row["val pointing game"] = pointing_share(gradcam(model, images, "any"), shown)
+        row["val pointing"] = pointing_share(gradcam(model, images, "any"), shown)
         if spec.mask_head:
             row["val mask pointing"] = pointing_share(pointers.mask_maps(model, images), shown)
     if spec.score_from != "mask":
@@ -189,7 +188,7 @@ def _lever_rows(src, lever: str, spec: RunSpec, folder, train_s: float, strata: 
     head = head_reading(folder, model, data, at, aligned_strata(strata, data.ids)[at])
     return [row, {**row, "lever": f"{lever_name(lever)}, any read from the head",
                   "val AUC any": auc_or_nan(truth[:, ANY], head[:, ANY]),
-                  "val matched AUC any": matched_auc(truth[:, ANY], head[:, ANY], level)}]
+                  "val matched": matched_auc(truth[:, ANY], head[:, ANY], level)}]
 
 
 def lever_starts(src, base: RunSpec, levers: list, phantom=None) -> pd.DataFrame:

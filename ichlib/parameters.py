@@ -143,8 +143,22 @@ def resolve(declared: dict[str, dict], profile_name: str, profile: dict, overrid
                 value = str(Path(value).expanduser().resolve())
             check_value(name, value, origin)
             params[name] = value
+        check_together(params)
         resolved[chapter] = params
     return resolved
+
+
+def check_together(params: dict) -> None:
+    """ParameterError for values that are each allowed but not together: a run taught by the masks on data
+    that has none (real data: the `cpu` profile's recipe needs ``-p mask_weight 0 -p score_from head``), or
+    `any` read from a mask head that never learnt from the masks."""
+    if params.get("data_dir") and params.get("mask_weight", 0) > 0:
+        raise ParameterError(f"parameter mask_weight {params['mask_weight']!r}: the runs would learn from bleed "
+                             f"masks, and the data in {params['data_dir']} has none (real data); add "
+                             "-p mask_weight 0 -p score_from head")
+    if params.get("score_from") == "mask" and not (params.get("mask_weight", 0) > 0 or params.get("weights") == "masks"):
+        raise ParameterError("parameter score_from 'mask': `any` would be read from a mask head that never learnt "
+                             "from the masks; set mask_weight above 0 (phantom data), weights masks, or score_from head")
 
 
 def literal_assignments(source: str, where: str = "parameters cell") -> dict:
@@ -173,10 +187,16 @@ def parameters_note(defaults: str, used: str) -> str:
     changed = [(name, value) for name, value in after.items() if before.get(name, object()) != value]
     if not changed:
         return "**This build's parameters:** the chapter's defaults, as above."
-    rows = [f"| `{name}` | `{value!r}` | {f'`{before[name]!r}`' if name in before else '(new)'} |"
+    rows = [f"| `{name}` | {_shown(value)} | {_shown(before[name]) if name in before else '(new)'} |"
             for name, value in changed]
     return "\n".join(["**This build's parameters** (only those that differ from the defaults above):", "",
                       "| parameter | this build | default |", "| --- | --- | --- |", *rows])
+
+
+def _shown(value) -> str:
+    """A value as code; a long one as plain text, which the table can wrap (a code span never wraps)."""
+    text = repr(value)
+    return f"`{text}`" if len(text) <= 30 else text.replace("|", "\\|")
 
 
 def profiles_table(path: Path) -> str:

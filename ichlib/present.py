@@ -33,9 +33,13 @@ MISSING = "–"
 
 
 def short_label(name: str) -> str:
-    """``densenet121-three_window-optimised`` -> ``D121·3w·opt``; ``a + b`` lists each; other names unchanged."""
+    """``densenet121-three_window-optimised`` -> ``D121·3w·opt``; ``a + b`` lists each, ``name (note)`` shortens
+    the name and keeps the note; other names unchanged."""
     if " + " in name:
         return " + ".join(short_label(part) for part in name.split(" + "))
+    if " (" in name:  # a run's name with a note: "densenet121-adjacent-baseline (its mask)"
+        head, rest = name.split(" (", 1)
+        return f"{short_label(head)} ({short_label(rest.removesuffix(')'))})" if rest.endswith(")") else name
     parts = name.split("-")
     if len(parts) > 1 and all(p in SHORT for p in parts):
         return "·".join(SHORT[p] for p in parts)

@@ -140,3 +140,14 @@ def summaries(src, specs: list[RunSpec], phantom=None) -> pd.DataFrame:
 # A masks backbone's own validation scores: its mask head's cells as a pixel classifier of the true grid, its
 # Dice at one half, and its largest cell as the slice's `any` score, level-matched (ichlib.metrics.matched_auc).
 MASK_SCORES = ("val cell AUC", "val Dice", "val mask matched AUC any")
+# The same columns as a page names them, short enough that a table of them fits the column.
+SHOWN = {"val AUC any": "AUC", "val matched AUC any": "matched", "val cell AUC": "cell AUC", "val Dice": "Dice",
+         "val mask matched AUC any": "mask matched"}
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summaries` as a page shows it: one row per backbone named ``arch (start)``, the columns' short names
+    (``SHOWN``), no folder, so that it fits the column."""
+    out = table.drop(columns="folder").rename(columns=SHOWN)
+    out.index = [f"{arch} ({start})" for arch, start in zip(table["arch"], table["start"])]
+    return out.drop(columns=["arch", "start"])

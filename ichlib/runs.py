@@ -143,7 +143,10 @@ class RunSpec:
                              "or weights='masks'")
 
 
-RUN_SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant"))
+# The settings a chapter or a profile sets: every field but the three a plan varies and score_test (a lever's run,
+# ichlib.levers, is scored on validation only; the book's runs always score test).
+RUN_SETTINGS = tuple(f for f in RunSpec.__dataclass_fields__ if f not in ("arch", "preprocessing", "variant",
+                                                                           "score_test"))
 
 
 def settings_in(namespace: dict) -> dict:

@@ -128,6 +128,8 @@ def test_cli_rejects_a_bad_parameter_before_running():
     (["-p", "studies", "-1"], "parameter studies (-p): -1 is not allowed"),
     (["-p", "reseeds", "-1"], "parameter reseeds (-p): -1 is not allowed; expected 0 (no seed spread measured)"),
     (["-p", "sanity_slices", "0"], "parameter sanity_slices (-p): 0 is not allowed; expected at least 1"),
+    (["-p", "mask_weight", "0"], "parameter score_from 'mask': `any` would be read from a mask head that never"),
+    (["-p", "mask_weight", "-1"], "parameter mask_weight (-p): -1 is not allowed"),
     (["--params", "/nowhere/params.yaml"], "--params /nowhere/params.yaml: cannot be read"),
 ])
 def test_cli_refuses_bad_values_in_one_line_before_anything_runs(args, needle, tmp_path):

@@ -79,6 +79,6 @@ def test_levers_are_trained_as_the_book_trains_and_read_beside_the_pointers(tmp_
                                  "mask_weight=0 score_from=head", "density pointer (brightest place in the head)",
                                  "random pointer (a pixel inside the head)"]
     assert table.attrs["slices"] == 4
-    assert table.loc["the book's recipe", ["val AUC any", "val pointing game", "val mask pointing"]].notna().all()
+    assert table.loc["the book's recipe", ["val AUC any", "val pointing", "val mask pointing"]].notna().all()
     assert np.isnan(table.loc["mask_weight=0 score_from=head", "val mask pointing"])  # no mask head to point
-    assert table.loc["density pointer (brightest place in the head)", "val pointing game"] == 1.0  # the squares
+    assert table.loc["density pointer (brightest place in the head)", "val pointing"] == 1.0  # the squares
