@@ -131,6 +131,11 @@ def measure_levers(src, base: RunSpec, levers: list, seed: int, strata: pd.Serie
             skipped.append(lever)  # real data has no masks to train on
             continue
         specs.append((lever, spec))
+    if not specs:  # no lever, or none this data can train: nothing to score, the skipped ones named
+        out = pd.DataFrame([{"lever": f"{lever_name(lever)} (skipped: this data has no masks)"} for lever in skipped],
+                           columns=COLUMNS).set_index("lever")
+        out.attrs["slices"] = 0
+        return out
     table = plan.train_runs(src, [s for _, s in specs], seed, workers=workers, log=log, phantom=phantom)
     cache = store.run_cache(src, base, workers=workers)
     val_ids = [i for i in load_predictions(table["folder"].iloc[0], "val")[0]]

@@ -82,3 +82,15 @@ def test_levers_are_trained_as_the_book_trains_and_read_beside_the_pointers(tmp_
     assert table.loc["the book's recipe", ["val AUC any", "val pointing", "val mask pointing"]].notna().all()
     assert np.isnan(table.loc["mask_weight=0 score_from=head", "val mask pointing"])  # no mask head to point
     assert table.loc["density pointer (brightest place in the head)", "val pointing"] == 1.0  # the squares
+
+
+def test_no_lever_or_only_mask_levers_on_real_data_give_an_empty_table_not_a_crash():
+    from types import SimpleNamespace
+
+    from ichlib.levers import measure_levers
+
+    real = SimpleNamespace(key="rsna", phantom=False)
+    base = RunSpec("resnet50", image_size=32)
+    assert measure_levers(real, base, [], 0, None).empty
+    table = measure_levers(real, base, [{"mask_weight": 1}], 0, None)
+    assert list(table.index) == ["mask_weight=1 (skipped: this data has no masks)"] and table.attrs["slices"] == 0
